@@ -1,0 +1,93 @@
+"""The one place that builds clients from settings. Nothing else constructs them.
+
+Each swappable part has one ``match settings.x.mode:`` factory that imports its
+implementation lazily, so ``core`` depends on no other package of the project at
+import time and a CLI command pays only for what it uses.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from core.errors import ConfigError
+from core.ports import Embedder, FakeEmbedder, SparseEncoder, VectorStore
+from core.registry import Registry
+from core.settings import Settings
+
+if TYPE_CHECKING:
+    from ingest.pipeline import Ingestor
+    from retrieval.search import Searcher
+
+
+class Container:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+
+    @cached_property
+    def data_dir(self):  # type: ignore[no-untyped-def]
+        path = self.settings.resolved_data_dir
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @cached_property
+    def registry(self) -> Registry:
+        if self.settings.database_url is None:
+            self.data_dir  # noqa: B018 - the SQLite file lives there
+        return Registry(self.settings.resolved_database_url)
+
+    @cached_property
+    def store(self) -> VectorStore:
+        q = self.settings.qdrant
+        match q.mode:
+            case "edge":
+                from retrieval.edge_store import EdgeStore
+
+                return EdgeStore(self.data_dir / "qdrant-edge" / q.collection)
+            case "server":
+                from retrieval.client_store import ClientStore
+
+                return ClientStore.connect(
+                    q.collection, url=q.url, api_key=q.api_key, timeout_s=q.timeout_s
+                )
+            case "local":
+                from retrieval.client_store import ClientStore
+
+                return ClientStore.connect(q.collection, path=str(self.data_dir / "qdrant-local"))
+        raise ConfigError(f"unknown qdrant mode {q.mode!r}")
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        e = self.settings.embedding
+        match e.mode:
+            case "sentence-transformers":
+                from ingest.embed import SentenceTransformerEmbedder
+
+                return SentenceTransformerEmbedder(e.model_path, e.batch_size, e.threads)
+            case "fake":
+                return FakeEmbedder()
+        raise ConfigError(f"unknown embedding mode {e.mode!r}")
+
+    @cached_property
+    def sparse(self) -> SparseEncoder:
+        from retrieval.sparse import Bm25SparseEncoder
+
+        return Bm25SparseEncoder()
+
+    @cached_property
+    def ingestor(self) -> Ingestor:
+        from ingest.pipeline import Ingestor
+
+        return Ingestor(self.settings, self.registry, self.store, self.embedder, self.sparse)
+
+    @cached_property
+    def searcher(self) -> Searcher:
+        from retrieval.search import Searcher
+
+        return Searcher(self.settings.search, self.store, self.embedder, self.sparse, self.registry)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+        if "registry" in self.__dict__:
+            self.registry.close()

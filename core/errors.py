@@ -1,0 +1,91 @@
+"""The one error tree of enclave. Every error the project raises on purpose is one of these.
+
+::
+
+    EnclaveError
+    ├── ConfigError                 settings that cannot work together
+    ├── InputError                  a request or argument that is wrong (HTTP 4xx, CLI exit 2)
+    │   ├── NotFound                no such document, chunk or path
+    │   └── AccessDenied            the principal may not see or do this
+    ├── DocumentError               one file cannot be ingested; the run goes on without it
+    │   ├── UnsupportedType         no parser for this kind of file
+    │   ├── EmptyDocument           the file holds no extractable text
+    │   ├── EncryptedDocument       password-protected or DRM-encrypted
+    │   ├── CorruptDocument         the parser could not read the file
+    │   ├── TooLarge                over the configured size or page limit
+    │   └── UnreadableFile          permissions, a vanished file, a symlink loop
+    └── BackendError                a store or database is unavailable: transient, retry later
+        ├── StoreError              Qdrant
+        └── RegistryError           the metadata database
+
+``DocumentError.reason`` is the one-line reason recorded in the registry and printed by the CLI.
+"""
+
+from __future__ import annotations
+
+
+class EnclaveError(Exception):
+    """Base of every deliberate enclave error."""
+
+
+class ConfigError(EnclaveError):
+    pass
+
+
+class InputError(EnclaveError):
+    pass
+
+
+class NotFound(InputError):
+    pass
+
+
+class AccessDenied(InputError):
+    pass
+
+
+class DocumentError(EnclaveError):
+    kind = "error"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.reason}"
+
+
+class UnsupportedType(DocumentError):
+    kind = "unsupported type"
+
+
+class EmptyDocument(DocumentError):
+    kind = "empty"
+
+
+class EncryptedDocument(DocumentError):
+    kind = "encrypted"
+
+
+class CorruptDocument(DocumentError):
+    kind = "corrupt"
+
+
+class TooLarge(DocumentError):
+    kind = "too large"
+
+
+class UnreadableFile(DocumentError):
+    kind = "unreadable"
+
+
+class BackendError(EnclaveError):
+    pass
+
+
+class StoreError(BackendError):
+    pass
+
+
+class RegistryError(BackendError):
+    pass

@@ -1,0 +1,118 @@
+"""The seams other packages talk through, and deterministic fakes beside them.
+
+Implementations live in ``ingest`` (embedder) and ``retrieval`` (sparse encoder, vector
+stores); :mod:`core.container` builds them from settings. Code that needs one of them
+asks for the Protocol, so ``retrieval`` never imports ``ingest`` and vice versa.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from core.types import Chunk, Document, Hit, SparseVector
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Unit-length vectors, one row per text."""
+        ...
+
+    def tokenize(self, text: str) -> list[int]:
+        """The model's own tokens, so chunks can be sized to what it reads."""
+        ...
+
+
+class SparseEncoder(Protocol):
+    def encode_document(self, text: str) -> SparseVector: ...
+
+    def encode_query(self, text: str) -> SparseVector: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk with everything the store keeps beside it."""
+
+    chunk: Chunk
+    document: Document
+    title: str
+    dense: Sequence[float]
+    sparse: SparseVector
+    ingested_at: datetime
+
+
+class VectorStore(Protocol):
+    """One Qdrant collection with a named dense and a named sparse vector."""
+
+    def ensure_collection(self, dim: int) -> None: ...
+
+    def upsert(self, points: Sequence[StoredChunk]) -> None: ...
+
+    def hybrid_search(
+        self,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        groups: Sequence[str],
+        limit: int,
+        prefetch: int,
+        fusion: str,
+    ) -> list[Hit]:
+        """Dense and sparse retrieval fused in one query, the access filter inside it."""
+        ...
+
+    def retrieve(self, chunk_ids: Sequence[str]) -> list[Chunk]: ...
+
+    def count(self, doc_id: str | None = None, version: str | None = None) -> int: ...
+
+    def doc_counts(self) -> dict[str, int]:
+        """Points per doc_id, over the whole collection (for repair)."""
+        ...
+
+    def versions_of(self, doc_id: str) -> set[str]: ...
+
+    def delete(self, doc_id: str, version: str | None = None) -> None:
+        """Delete a document's points: one version, or all of them."""
+        ...
+
+    def set_access(self, doc_id: str, groups: Sequence[str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-words hashing embedder for unit tests of surrounding logic."""
+
+    name = "fake-hashing"
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+
+    def tokenize(self, text: str) -> list[int]:
+        return [_stable_hash(w) % 30000 for w in re.findall(r"\w+|[^\w\s]", text.lower())]
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[row, _stable_hash(word) % self.dim] += 1.0
+            norm = math.sqrt(float(np.dot(out[row], out[row])))
+            if norm:
+                out[row] /= norm
+            else:
+                out[row, 0] = 1.0
+        return out
+
+
+def _stable_hash(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")

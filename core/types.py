@@ -1,0 +1,126 @@
+"""Domain types shared by every package. Frozen dataclasses; pydantic lives only at the HTTP edge."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Stable namespace so ids survive restarts, machines and re-ingestion.
+_NAMESPACE = uuid.UUID("6f1c2d4e-8a8b-4c59-9e43-5d0f6c1b7a21")
+
+
+def make_doc_id(source: str) -> str:
+    """A document's id: stable for one source across all its versions."""
+    return str(uuid.uuid5(_NAMESPACE, f"doc:{source}"))
+
+
+def make_chunk_id(doc_id: str, version: str, ordinal: int) -> str:
+    """Deterministic, so re-running a job overwrites rather than duplicates."""
+    return str(uuid.uuid5(_NAMESPACE, f"chunk:{doc_id}:{version}:{ordinal}"))
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One file at one version."""
+
+    doc_id: str
+    source: str
+    version_sha256: str
+    acl: tuple[str, ...]  # groups that may read it; empty means public
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def public(self) -> bool:
+        return not self.acl
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """One parsed piece of a document, placed in the document's extracted text."""
+
+    text: str
+    category: str  # Title, NarrativeText, Table, ListItem, ...
+    page: int | None
+    char_start: int
+    char_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    """What parsing yields: the extracted text and its elements, which index into it."""
+
+    text: str
+    elements: tuple[Element, ...]
+    title: str
+    page_count: int | None
+    filetype: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    chunk_id: str
+    doc_id: str
+    version: str
+    text: str  # the passage as stored: the document text at [char_start, char_end)
+    page_start: int | None
+    page_end: int | None
+    char_start: int
+    char_end: int
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def section(self) -> str:
+        return str(self.meta.get("section", ""))
+
+    def embedding_text(self) -> str:
+        """What the embedder reads: the section title as context, then the passage."""
+        section = self.section
+        if section and not self.text.startswith(section):
+            return f"{section}\n{self.text}"
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVector:
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking; every search takes one."""
+
+    user_id: str
+    groups: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    chunk: Chunk
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    n: int
+    chunk_id: str
+    doc_id: str
+    version: str
+    source: str
+    page: int | None
+    quote: str
+    start: int
+    end: int
+    supported: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    citations: tuple[Citation, ...]
+    refused: bool
+    model: str
+    timings: Mapping[str, float] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Benchmark runners and metrics over ../shared/data: retrieval quality, answers, speed."""

@@ -1,0 +1,1 @@
+"""Ingestion: parse (unstructured) -> chunk (llama-index) -> embed (sentence-transformers) -> store."""

@@ -1,0 +1,261 @@
+"""Ingest files: parse -> chunk -> embed -> store, one file at a time, each failing alone.
+
+A file's outcome is ``ingested`` (new or changed), ``unchanged`` (same bytes, same
+groups: nothing written), ``updated`` (same bytes, new groups) or ``failed`` with a
+one-line reason. See :mod:`core.registry` for why the registry and the store agree
+even when a run is killed midway, and :meth:`Ingestor.repair` for how the next run
+puts things right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from core.errors import DocumentError, InputError, NotFound, StoreError, UnreadableFile
+from core.ports import Embedder, SparseEncoder, StoredChunk, VectorStore
+from core.registry import DocumentInfo, Registry
+from core.settings import Settings
+from core.types import Chunk, Document, ParsedDocument, make_doc_id
+from ingest.chunk import SectionChunker
+from ingest.discover import Found, discover
+from ingest.parse import parse_file
+
+log = logging.getLogger(__name__)
+
+Status = Literal["ingested", "unchanged", "updated", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    source: str
+    status: Status
+    doc_id: str | None = None
+    chunks: int = 0
+    pages: int | None = None
+    reason: str | None = None
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent in each stage, and what they produced (for ``enclave bench``)."""
+
+    parse: float = 0.0
+    chunk: float = 0.0
+    embed: float = 0.0
+    store: float = 0.0
+    pages: int = 0
+    chunks: int = 0
+    files: int = 0
+
+
+@dataclass
+class IngestReport:
+    files: list[FileResult] = field(default_factory=list)
+    times: StageTimes = field(default_factory=StageTimes)
+    repaired: int = 0
+
+    def count(self, status: Status) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "failed"]
+
+
+def validate_groups(groups: Sequence[str]) -> tuple[str, ...]:
+    cleaned = []
+    for group in groups:
+        name = group.strip()
+        if not name or name == "*" or any(c.isspace() for c in name):
+            raise InputError(f"invalid group name {group!r}: no blanks, no spaces, not '*'")
+        cleaned.append(name)
+    return tuple(sorted(set(cleaned)))
+
+
+class Ingestor:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        store: VectorStore,
+        embedder: Embedder,
+        sparse: SparseEncoder,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.store = store
+        self.embedder = embedder
+        self.sparse = sparse
+        self.chunker = SectionChunker(
+            embedder.tokenize,
+            max_tokens=settings.chunking.max_tokens,
+            overlap_tokens=settings.chunking.overlap_tokens,
+            title_max_tokens=settings.chunking.title_max_tokens,
+        )
+        self.store.ensure_collection(embedder.dim)
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        paths: Iterable[Path],
+        groups: Sequence[str] = (),
+        on_file: Callable[[FileResult], None] | None = None,
+        on_found: Callable[[Found], None] | None = None,
+    ) -> IngestReport:
+        acl = validate_groups(groups)
+        report = IngestReport(repaired=self.repair())
+        for found in discover(paths):
+            if on_found:
+                on_found(found)
+            result = self.ingest_one(found, acl, report.times)
+            report.files.append(result)
+            if on_file:
+                on_file(result)
+        return report
+
+    def ingest_one(self, found: Found, acl: tuple[str, ...], times: StageTimes) -> FileResult:
+        if found.resolved is None:
+            source = str(found.path.absolute())
+            reason = f"unreadable: {found.problem}"
+            self.registry.record_failure(make_doc_id(source), source, None, reason)
+            return FileResult(source, "failed", reason=reason)
+        source = str(found.resolved)
+        doc_id = make_doc_id(source)
+        try:
+            version = _sha256(found.resolved)
+        except UnreadableFile as exc:
+            self.registry.record_failure(doc_id, source, None, str(exc))
+            return FileResult(source, "failed", doc_id, reason=str(exc))
+
+        known = self.registry.get(doc_id)
+        if known is not None and known.active_version == version:
+            if tuple(known.groups) == acl:
+                return FileResult(source, "unchanged", doc_id, known.chunk_count, known.page_count)
+            self.store.set_access(doc_id, acl)
+            self.registry.set_groups(doc_id, acl)
+            return FileResult(source, "updated", doc_id, known.chunk_count, known.page_count)
+
+        document = Document(doc_id, source, version, acl, {"filename": found.resolved.name})
+        try:
+            parsed, chunks = self._prepare(found.resolved, document, times)
+        except DocumentError as exc:
+            self.registry.record_failure(doc_id, source, version, str(exc))
+            return FileResult(source, "failed", doc_id, reason=str(exc))
+        self._store(document, parsed, chunks, times)
+        times.files += 1
+        times.pages += parsed.page_count or 0
+        times.chunks += len(chunks)
+        return FileResult(source, "ingested", doc_id, len(chunks), parsed.page_count)
+
+    def _prepare(
+        self, path: Path, document: Document, times: StageTimes
+    ) -> tuple[ParsedDocument, list[Chunk]]:
+        limits = self.settings.ingest
+        started = time.perf_counter()
+        parsed = parse_file(
+            path, max_bytes=int(limits.max_file_mb * 1024 * 1024), max_pages=limits.max_pages
+        )
+        times.parse += time.perf_counter() - started
+        started = time.perf_counter()
+        chunks = self.chunker.chunk(document.doc_id, document.version_sha256, parsed)
+        times.chunk += time.perf_counter() - started
+        return parsed, chunks
+
+    def _store(
+        self, document: Document, parsed: ParsedDocument, chunks: list[Chunk], times: StageTimes
+    ) -> None:
+        doc_id, version = document.doc_id, document.version_sha256
+        self.registry.begin_version(doc_id, document.source, version, parsed.title, parsed.page_count)
+        try:
+            now = datetime.now(UTC)
+            batch = self.settings.ingest.upsert_batch
+            for i in range(0, len(chunks), batch):
+                part = chunks[i : i + batch]
+                texts = [c.embedding_text() for c in part]
+                started = time.perf_counter()
+                dense = self.embedder.embed(texts)
+                sparse = [self.sparse.encode_document(t) for t in texts]
+                times.embed += time.perf_counter() - started
+                started = time.perf_counter()
+                self.store.upsert(
+                    [
+                        StoredChunk(c, document, parsed.title, d.tolist(), s, now)
+                        for c, d, s in zip(part, dense, sparse, strict=True)
+                    ]
+                )
+                times.store += time.perf_counter() - started
+            started = time.perf_counter()
+            stored = self.store.count(doc_id, version)
+            if stored != len(chunks):
+                raise StoreError(f"wrote {len(chunks)} chunks of {document.source} but found {stored}")
+            previous = self.registry.activate(doc_id, version, len(chunks), document.acl, parsed.title)
+            if previous:
+                self.store.delete(doc_id, previous)
+                self.registry.mark_purged(doc_id, previous)
+            times.store += time.perf_counter() - started
+        except BaseException:
+            # Leave nothing half-written; if even this fails, the next run's repair will.
+            try:
+                self.store.delete(doc_id, version)
+                self.registry.mark_purged(doc_id, version)
+            except Exception:  # noqa: BLE001
+                log.exception("cleanup of %s failed; the next run repairs it", document.source)
+            raise
+
+    # -- keeping the registry and the store in agreement -------------------------------------
+
+    def repair(self) -> int:
+        """Remove what an interrupted run left behind; returns how many versions it cleaned."""
+        stale = self.registry.stale_versions()
+        for item in stale:
+            self.store.delete(item.doc_id, item.version)
+            self.registry.mark_purged(item.doc_id, item.version)
+        if stale:
+            log.warning("repaired %d versions left by an interrupted run", len(stale))
+        return len(stale)
+
+    def check(self) -> list[str]:
+        """Compare the registry with the store; returns the disagreements found (empty: none)."""
+        expected = self.registry.active_chunk_counts()
+        actual = self.store.doc_counts()
+        problems = []
+        for doc_id in sorted(set(expected) | set(actual)):
+            want, have = expected.get(doc_id, 0), actual.get(doc_id, 0)
+            if want != have:
+                problems.append(f"{doc_id}: registry says {want} chunks, store holds {have}")
+        return problems
+
+    def delete(self, ref: str) -> DocumentInfo:
+        """Remove a document everywhere, by doc_id or by source path."""
+        info = self.registry.get(ref) or self.registry.find_by_source(ref)
+        if info is None:
+            path = Path(ref)
+            if path.exists():
+                info = self.registry.find_by_source(str(path.resolve()))
+        if info is None:
+            raise NotFound(f"no document {ref!r}")
+        self.registry.deactivate(info.doc_id)
+        self.store.delete(info.doc_id)
+        self.registry.remove(info.doc_id)
+        return info
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError as exc:
+        raise UnreadableFile("the file vanished during the run") from exc
+    except OSError as exc:
+        raise UnreadableFile(exc.strerror or str(exc)) from exc
+    return digest.hexdigest()

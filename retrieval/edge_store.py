@@ -1,0 +1,218 @@
+"""The embedded default: Qdrant's own engine (qdrant-edge-py) in a directory, no server.
+
+The same collection shape, the same queries and the same results as a Qdrant server;
+tests/retrieval/test_store_congruence.py holds the two to that.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.errors import StoreError
+from core.ports import StoredChunk
+from core.types import Chunk, Hit, SparseVector
+from retrieval import schema
+
+_FACET_LIMIT = 10_000_000
+
+
+class EdgeStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._shard: Any = None
+        # One shard object per process; its calls are not meant to interleave.
+        self._lock = threading.RLock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def ensure_collection(self, dim: int) -> None:
+        import qdrant_edge as qe
+
+        with self._lock:
+            if self._shard is not None:
+                return
+            config = qe.EdgeConfig(
+                vectors={schema.DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+                sparse_vectors={schema.SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            )
+            try:
+                if (self.path / "edge_config.json").exists() or _has_segments(self.path):
+                    self._shard = qe.EdgeShard.load(str(self.path))
+                else:
+                    self.path.mkdir(parents=True, exist_ok=True)
+                    self._shard = qe.EdgeShard.create(str(self.path), config)
+                    for field, kind in schema.INDEXED_FIELDS.items():
+                        self._shard.update(
+                            qe.UpdateOperation.create_field_index(field, _schema_type(kind))
+                        )
+            except StoreError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - surface as the store being unavailable
+                raise StoreError(f"cannot open the embedded Qdrant store at {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._shard is not None:
+                self._shard.flush()
+                self._shard.close()
+                self._shard = None
+
+    def _shard_or_fail(self) -> Any:
+        if self._shard is None:
+            raise StoreError("the embedded store is not open: call ensure_collection first")
+        return self._shard
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def upsert(self, points: Sequence[StoredChunk]) -> None:
+        import qdrant_edge as qe
+
+        if not points:
+            return
+        batch = [
+            qe.Point(
+                id=p.chunk.chunk_id,
+                vector={
+                    schema.DENSE: [float(x) for x in p.dense],
+                    schema.SPARSE: qe.SparseVector(
+                        indices=list(p.sparse.indices), values=list(p.sparse.values)
+                    ),
+                },
+                payload=schema.payload_of(p),
+            )
+            for p in points
+        ]
+        with self._lock:
+            self._call(lambda s: s.update(qe.UpdateOperation.upsert_points(batch)))
+            self._call(lambda s: s.flush())
+
+    def delete(self, doc_id: str, version: str | None = None) -> None:
+        import qdrant_edge as qe
+
+        with self._lock:
+            self._call(
+                lambda s: s.update(
+                    qe.UpdateOperation.delete_points_by_filter(_doc_filter(doc_id, version))
+                )
+            )
+            self._call(lambda s: s.flush())
+
+    def set_access(self, doc_id: str, groups: Sequence[str]) -> None:
+        import qdrant_edge as qe
+
+        payload = {"groups": schema.stored_groups(groups), "public": not groups}
+        with self._lock:
+            self._call(
+                lambda s: s.update(
+                    qe.UpdateOperation.set_payload_by_filter(_doc_filter(doc_id, None), payload)
+                )
+            )
+            self._call(lambda s: s.flush())
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def hybrid_search(
+        self,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        groups: Sequence[str],
+        limit: int,
+        prefetch: int,
+        fusion: str,
+    ) -> list[Hit]:
+        import qdrant_edge as qe
+
+        access = _access_filter(groups)
+        prefetches = [
+            qe.Prefetch(
+                limit=prefetch,
+                query=qe.Query.Nearest([float(x) for x in dense], using=schema.DENSE),
+                filter=access,
+            )
+        ]
+        if sparse.indices:
+            prefetches.append(
+                qe.Prefetch(
+                    limit=prefetch,
+                    query=qe.Query.Nearest(
+                        qe.SparseVector(indices=list(sparse.indices), values=list(sparse.values)),
+                        using=schema.SPARSE,
+                    ),
+                    filter=access,
+                )
+            )
+        fuse = qe.Fusion.Dbsf() if fusion == "dbsf" else qe.Fusion.Rrf(k=60)
+        request = qe.QueryRequest(
+            limit=limit, prefetches=prefetches, query=fuse, filter=access, with_payload=True
+        )
+        with self._lock:
+            points = self._call(lambda s: s.query(request))
+        return [Hit(schema.chunk_of(str(p.id), p.payload or {}), float(p.score)) for p in points]
+
+    def retrieve(self, chunk_ids: Sequence[str]) -> list[Chunk]:
+        with self._lock:
+            records = self._call(lambda s: s.retrieve(list(chunk_ids), with_payload=True, with_vector=False))
+        return [schema.chunk_of(str(r.id), r.payload or {}) for r in records]
+
+    def count(self, doc_id: str | None = None, version: str | None = None) -> int:
+        import qdrant_edge as qe
+
+        flt = _doc_filter(doc_id, version) if doc_id else None
+        with self._lock:
+            return int(self._call(lambda s: s.count(qe.CountRequest(filter=flt, exact=True))))
+
+    def doc_counts(self) -> dict[str, int]:
+        import qdrant_edge as qe
+
+        request = qe.FacetRequest(key="doc_id", limit=_FACET_LIMIT, exact=True)
+        with self._lock:
+            response = self._call(lambda s: s.facet(request))
+        return {str(hit.value): int(hit.count) for hit in response.hits}
+
+    def versions_of(self, doc_id: str) -> set[str]:
+        import qdrant_edge as qe
+
+        request = qe.FacetRequest(
+            key="version", limit=_FACET_LIMIT, exact=True, filter=_doc_filter(doc_id, None)
+        )
+        with self._lock:
+            response = self._call(lambda s: s.facet(request))
+        return {str(hit.value) for hit in response.hits}
+
+    def _call(self, fn: Any) -> Any:
+        shard = self._shard_or_fail()
+        try:
+            return fn(shard)
+        except Exception as exc:  # noqa: BLE001
+            raise StoreError(f"embedded Qdrant store: {exc}") from exc
+
+
+def _has_segments(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
+
+
+def _schema_type(kind: str) -> Any:
+    import qdrant_edge as qe
+
+    return {"keyword": qe.PayloadSchemaType.Keyword}[kind]
+
+
+def _doc_filter(doc_id: str | None, version: str | None) -> Any:
+    import qdrant_edge as qe
+
+    must: list[Any] = []
+    if doc_id is not None:
+        must.append(qe.FieldCondition(key="doc_id", match=qe.MatchValue(doc_id)))
+    if version is not None:
+        must.append(qe.FieldCondition(key="version", match=qe.MatchValue(version)))
+    return qe.Filter(must=must)
+
+
+def _access_filter(groups: Sequence[str]) -> Any:
+    import qdrant_edge as qe
+
+    readable = schema.readable_by(groups)
+    return qe.Filter(must=[qe.FieldCondition(key="groups", match=qe.MatchAny(readable))])

@@ -1,0 +1,59 @@
+"""Hybrid search for a principal: dense + sparse in one Qdrant query, fused, access-filtered.
+
+The access filter is inside the Qdrant query, so a chunk the principal may not read is
+never returned, counted or scored. Hits of a version that is not (or no longer) active in
+the registry are dropped: while a changed document is being replaced, readers see the old
+version until the new one is complete, then only the new one.
+"""
+
+from __future__ import annotations
+
+from core.errors import InputError
+from core.ports import Embedder, SparseEncoder, VectorStore
+from core.registry import Registry
+from core.settings import SearchSettings
+from core.types import Hit, Principal
+
+MAX_QUERY_CHARS = 4000
+# Extra candidates fetched so that dropping hits of inactive versions still leaves k.
+_OVERFETCH = 10
+
+
+class Searcher:
+    def __init__(
+        self,
+        settings: SearchSettings,
+        store: VectorStore,
+        embedder: Embedder,
+        sparse: SparseEncoder,
+        registry: Registry,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.sparse = sparse
+        self.registry = registry
+        self.store.ensure_collection(embedder.dim)
+
+    def search(self, query: str, principal: Principal, k: int | None = None) -> list[Hit]:
+        query = query.strip()
+        if not query:
+            raise InputError("the query is empty")
+        if len(query) > MAX_QUERY_CHARS:
+            raise InputError(f"the query is longer than {MAX_QUERY_CHARS} characters")
+        k = k or self.settings.k
+        if not 1 <= k <= 100:
+            raise InputError("k must be between 1 and 100")
+        dense = self.embedder.embed([query])[0].tolist()
+        sparse = self.sparse.encode_query(query)
+        hits = self.store.hybrid_search(
+            dense,
+            sparse,
+            principal.groups,
+            limit=k + _OVERFETCH,
+            prefetch=max(self.settings.prefetch, k + _OVERFETCH),
+            fusion=self.settings.fusion,
+        )
+        active = self.registry.active_versions([h.chunk.doc_id for h in hits])
+        live = [h for h in hits if active.get(h.chunk.doc_id) == h.chunk.version]
+        return live[:k]

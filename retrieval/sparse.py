@@ -1,0 +1,71 @@
+"""BM25-style sparse vectors: the document side carries saturated term frequencies,
+Qdrant's IDF modifier supplies the inverse document frequency at query time.
+
+Analysis: lower-case word tokens, English stop words dropped, Snowball stems.
+Term ids are a stable 32-bit hash of the stem, so no vocabulary needs storing.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections import Counter
+from functools import lru_cache
+
+from core.types import SparseVector
+
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+@lru_cache(maxsize=1)
+def _stop_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():  # type: ignore[no-untyped-def]
+    from nltk.stem.snowball import SnowballStemmer
+
+    return SnowballStemmer("english")
+
+
+class Bm25SparseEncoder:
+    def __init__(self, k1: float = 1.2, b: float = 0.75, avg_len: float = 120.0) -> None:
+        self.k1 = k1
+        self.b = b
+        self.avg_len = avg_len
+        self._stem = lru_cache(maxsize=200_000)(self._stem_uncached)
+
+    def _stem_uncached(self, token: str) -> str:
+        return str(_stemmer().stem(token))
+
+    def terms(self, text: str) -> list[str]:
+        stops = _stop_words()
+        return [
+            self._stem(token)
+            for token in _TOKEN.findall(text.lower())
+            if token not in stops and len(token) < 40
+        ]
+
+    @staticmethod
+    def term_id(term: str) -> int:
+        return zlib.crc32(term.encode("utf-8"))
+
+    def encode_document(self, text: str) -> SparseVector:
+        terms = self.terms(text)
+        if not terms:
+            return SparseVector((), ())
+        norm = self.k1 * (1 - self.b + self.b * len(terms) / self.avg_len)
+        weights: dict[int, float] = {}
+        for term, tf in Counter(terms).items():
+            term_id = self.term_id(term)
+            # Distinct stems rarely share a 32-bit id; when they do, their weights add up.
+            weights[term_id] = weights.get(term_id, 0.0) + tf * (self.k1 + 1) / (tf + norm)
+        indices = sorted(weights)
+        return SparseVector(tuple(indices), tuple(weights[i] for i in indices))
+
+    def encode_query(self, text: str) -> SparseVector:
+        ids = sorted({self.term_id(term) for term in self.terms(text)})
+        return SparseVector(tuple(ids), tuple(1.0 for _ in ids))

@@ -1,0 +1,303 @@
+"""The ``enclave`` command line.
+
+Exit codes: 0 success; 1 a backend (store, database) is unavailable; 2 a usage error;
+3 ``ingest`` finished but some files failed (each listed with its reason).
+"""
+
+from __future__ import annotations
+
+import core  # noqa: F401  - switches telemetry off before any library loads
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from core.container import Container
+from core.errors import BackendError, ConfigError, EnclaveError, InputError
+from core.types import Hit, Principal
+
+EXIT_OK, EXIT_BACKEND, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
+
+app = typer.Typer(
+    help="enclave: private retrieval over your documents, on your own hardware.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(help="Benchmarks that print figures (not tests).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+T = TypeVar("T")
+
+GroupOpt = Annotated[
+    list[str] | None,
+    typer.Option("--group", "-g", help="Access group (repeatable). None: public."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@contextmanager
+def _container() -> Iterator[Container]:
+    from ingest.parse import quiet_parsers
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_parsers()
+    container = Container()
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Map the error tree to exit codes and one-line messages; never a stack trace."""
+    try:
+        return fn()
+    except InputError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    except ConfigError as exc:
+        err.print(f"configuration error: {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    except BackendError as exc:
+        err.print(f"unavailable: {exc}")
+        raise typer.Exit(EXIT_BACKEND) from exc
+    except EnclaveError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(EXIT_BACKEND) from exc
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
+    group: GroupOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Parse, chunk, embed and store files; unchanged files are skipped."""
+    from ingest.pipeline import FileResult, IngestReport
+
+    def work() -> IngestReport:
+        with _container() as c:
+            progress = _progress(enabled=not as_json and sys.stderr.isatty())
+            with progress as bar:
+                task = bar.add_task("ingesting", total=None) if bar else None
+
+                def on_file(result: FileResult) -> None:
+                    if bar is not None and task is not None:
+                        bar.update(task, advance=1, description=Path(result.source).name[:40])
+
+                return c.ingestor.ingest(paths, group or (), on_file=on_file)
+
+    report = _run(work)
+    summary = {
+        "files": len(report.files),
+        "ingested": report.count("ingested"),
+        "unchanged": report.count("unchanged"),
+        "updated": report.count("updated"),
+        "failed": report.count("failed"),
+        "repaired": report.repaired,
+    }
+    if as_json:
+        out.print_json(
+            data={
+                "summary": summary,
+                "files": [
+                    {"source": f.source, "status": f.status, "doc_id": f.doc_id,
+                     "chunks": f.chunks, "pages": f.pages, "reason": f.reason}
+                    for f in report.files
+                ],
+            }
+        )
+    else:
+        for f in report.files:
+            if f.status == "failed":
+                out.print(f"FAILED  {f.source}: {f.reason}")
+            else:
+                out.print(f"{f.status:<9} {f.source} ({f.chunks} chunks)")
+        access = ", ".join(group) if group else "public"
+        out.print(
+            f"{summary['files']} files: {summary['ingested']} ingested, "
+            f"{summary['unchanged']} unchanged, {summary['updated']} updated, "
+            f"{summary['failed']} failed (access: {access})"
+        )
+    if report.failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    user: Annotated[str, typer.Option("--user", "-u", help="Who is asking.")] = "cli",
+    group: GroupOpt = None,
+    k: Annotated[int, typer.Option("-k", help="How many results.", min=1, max=100)] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hybrid search over what the user's groups may read (plus public documents)."""
+    principal = Principal(user_id=user, groups=tuple(group or ()))
+
+    def work() -> list[Hit]:
+        with _container() as c:
+            return c.searcher.search(query, principal, k)
+
+    hits = _run(work)
+    if as_json:
+        out.print_json(data={"query": query, "results": [_hit_json(h) for h in hits]})
+        return
+    if not hits:
+        out.print("no results")
+    for rank, hit in enumerate(hits, 1):
+        ch = hit.chunk
+        out.print(f"{rank}. {ch.meta.get('source')}  page {_pages(hit)}  score {hit.score:.3f}")
+        out.print(f"   {_snippet(ch.text)}")
+
+
+@app.command()
+def delete(
+    ref: Annotated[str, typer.Argument(help="A doc_id, or the path the document came from.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a document everywhere: its chunks in Qdrant and its registry rows."""
+
+    def work() -> Any:
+        with _container() as c:
+            return c.ingestor.delete(ref)
+
+    info = _run(work)
+    if as_json:
+        out.print_json(data={"deleted": info.doc_id, "source": info.source})
+    else:
+        out.print(f"deleted {info.source} ({info.doc_id})")
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Documents, chunks and failures; checks that the registry and the store agree."""
+
+    def work() -> dict[str, Any]:
+        with _container() as c:
+            ingestor = c.ingestor  # opens the store
+            totals = c.registry.totals()
+            docs = c.registry.documents()
+            return {
+                **totals,
+                "stored_chunks": c.store.count(),
+                "disagreements": ingestor.check(),
+                "failures": [
+                    {"source": d.source, "doc_id": d.doc_id, "reason": d.last_error}
+                    for d in docs
+                    if d.last_status == "failed"
+                ],
+            }
+
+    data = _run(work)
+    if as_json:
+        out.print_json(data=data)
+        return
+    out.print(f"documents: {data['documents']}")
+    out.print(f"chunks:    {data['chunks']} (in the store: {data['stored_chunks']})")
+    out.print(f"failed:    {data['failed']}")
+    for failure in data["failures"]:
+        out.print(f"  {failure['source']}: {failure['reason']}")
+    for problem in data["disagreements"]:
+        out.print(f"DISAGREEMENT {problem} (run `enclave ingest` again to repair)")
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest into a fresh, temporary data dir and print pages/s and chunks/s per stage."""
+    from eval.bench import bench_ingest as run_bench
+
+    result = _run(lambda: run_bench(paths))
+    _print_bench(result, as_json)
+
+
+@bench_app.command("search")
+def bench_search(
+    chunks: Annotated[int, typer.Option(help="Chunks in the store.")] = 100_000,
+    queries: Annotated[int, typer.Option(help="Queries to time.")] = 200,
+    as_json: JsonOpt = False,
+) -> None:
+    """p50/p95 latency of hybrid search with the access filter in the embedded store."""
+    from eval.bench import bench_search as run_bench
+
+    result = _run(lambda: run_bench(chunks, queries))
+    _print_bench(result, as_json)
+
+
+def _print_bench(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        out.print_json(data=result)
+        return
+    for key, value in result.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else value
+        out.print(f"{key:<28} {shown}")
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return _NoProgress()
+    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description:<40}"), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err, transient=True,
+    )
+
+
+class _NoProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _hit_json(hit: Hit) -> dict[str, Any]:
+    ch = hit.chunk
+    return {
+        "chunk_id": ch.chunk_id,
+        "doc_id": ch.doc_id,
+        "version": ch.version,
+        "source": ch.meta.get("source"),
+        "title": ch.meta.get("title"),
+        "section": ch.section,
+        "page_start": ch.page_start,
+        "page_end": ch.page_end,
+        "char_start": ch.char_start,
+        "char_end": ch.char_end,
+        "score": hit.score,
+        "text": ch.text,
+    }
+
+
+def _pages(hit: Hit) -> str:
+    start, end = hit.chunk.page_start, hit.chunk.page_end
+    if start is None:
+        return "-"
+    return str(start) if end in (None, start) else f"{start}-{end}"
+
+
+def _snippet(text: str, limit: int = 240) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

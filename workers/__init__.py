@@ -1,0 +1,1 @@
+"""Celery app and tasks: thin wrappers that call ingest by document or job id (the workers issue)."""
