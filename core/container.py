@@ -21,8 +21,11 @@ if TYPE_CHECKING:
 
 
 class Container:
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None) -> None:
         self.settings = settings or Settings()
+        if embedder is not None:
+            # Tests share one loaded model across containers; loading costs seconds.
+            self.__dict__["embedder"] = embedder
 
     @cached_property
     def data_dir(self):  # type: ignore[no-untyped-def]

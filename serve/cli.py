@@ -34,8 +34,8 @@ app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks that print figures (not tests).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
 
 T = TypeVar("T")
 
@@ -210,6 +210,35 @@ def status(as_json: JsonOpt = False) -> None:
         out.print(f"  {failure['source']}: {failure['reason']}")
     for problem in data["disagreements"]:
         out.print(f"DISAGREEMENT {problem} (run `enclave ingest` again to repair)")
+
+
+@app.command()
+def demo() -> None:
+    """Ingest the bundled sample documents and run a few searches (what `make demo` runs)."""
+    from serve.demo import DEMO_SEARCHES, write_samples
+
+    def work() -> None:
+        with _container() as c:
+            folders = write_samples(c.data_dir / "samples")
+            out.print(f"Ingesting sample documents into {c.data_dir}", style="bold")
+            for name, groups in (("public", ()), ("finance", ("finance",))):
+                report = c.ingestor.ingest([folders[name]], groups)
+                access = ", ".join(groups) or "public"
+                for f in report.files:
+                    detail = f.reason if f.status == "failed" else f"{f.chunks} chunks"
+                    out.print(f"  {f.status:<9} {Path(f.source).name} [{access}] ({detail})")
+            for question, principal in DEMO_SEARCHES:
+                who = f"{principal.user_id} (groups: {', '.join(principal.groups) or 'none'})"
+                out.print(f"\nsearch {question!r} as {who}", style="bold")
+                hits = c.searcher.search(question, principal, 3)
+                if not hits:
+                    out.print("  no results this user may read")
+                for rank, hit in enumerate(hits, 1):
+                    source = Path(str(hit.chunk.meta.get("source"))).name
+                    out.print(f"  {rank}. {source}  page {_pages(hit)}  score {hit.score:.3f}")
+                    out.print(f"     {_snippet(hit.chunk.text, 160)}")
+
+    _run(work)
 
 
 @bench_app.command("ingest")

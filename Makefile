@@ -1,0 +1,43 @@
+# enclave: `make demo` and `make test` set everything up from a fresh clone into .venv/.
+# Installs are pinned (requirements/lock.txt) and idempotent: a second run reuses .venv.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# torch first, CPU build: unpinned, pip would pull a multi-GB CUDA build. A local CPU wheel
+# (pip's find-links) satisfies this pin; elsewhere point TORCH_SPEC at a CPU wheel.
+TORCH_SPEC ?= torch==2.13.0
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: install demo test lint lock clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/lock.txt requirements/nodeps.txt requirements/constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install pip==25.3 setuptools==84.2.1
+	$(PIP) install -c requirements/constraints.txt "$(TORCH_SPEC)"
+	$(PIP) install --no-deps -r requirements/lock.txt
+	$(PIP) install --no-deps -r requirements/nodeps.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
+	$(BIN)/python -c "import torch, sentence_transformers, qdrant_edge, unstructured; assert '+cpu' in torch.__version__ or not torch.cuda.is_available()"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/enclave demo
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy core ingest retrieval serve workers eval
+
+# Re-pin after editing requirements/base.in (run inside an installed .venv).
+lock: install
+	$(PIP) install -c requirements/constraints.txt -r requirements/base.in pytest pytest-timeout hypothesis ruff mypy
+	$(BIN)/pip freeze --exclude-editable | grep -viE '^(torch|unstructured-inference)==' > requirements/lock.txt
+
+clean:
+	rm -rf $(VENV) .enclave .pytest_cache .mypy_cache .ruff_cache

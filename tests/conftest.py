@@ -1,0 +1,63 @@
+"""Fixtures chain settings -> container -> services, with real components throughout."""
+
+from __future__ import annotations
+
+import core  # noqa: F401  - telemetry off before any library loads
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.container import Container
+from core.ports import Embedder
+from core.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+ENCLAVE = Path(sys.executable).parent / "enclave"
+
+
+def shared(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not on this machine (../shared exists only on our machines)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> Embedder:
+    """all-MiniLM-L6-v2 from its package, loaded once for the whole session."""
+    from ingest.embed import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    embedder.embed(["warm up"])
+    return embedder
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def container(settings: Settings, real_embedder: Embedder) -> Iterator[Container]:
+    c = Container(settings, embedder=real_embedder)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from serve.demo import write_samples
+
+    return write_samples(tmp_path_factory.mktemp("samples"))
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")}
+    env["ENCLAVE_DATA_DIR"] = str(tmp_path / "cli-data")
+    return env
