@@ -45,7 +45,9 @@ class EmbeddingSettings(BaseModel):
 class ChunkingSettings(BaseModel):
     # Tokens of the embedding model's tokenizer; all-MiniLM-L6-v2 reads 256.
     max_tokens: int = Field(default=200, ge=32, le=512)
-    overlap_tokens: int = Field(default=20, ge=0)
+    # 0 places every chunk exactly even in repetitive text; the section title already
+    # gives each chunk its context.
+    overlap_tokens: int = Field(default=0, ge=0)
     # Longest section title carried into each of its chunks as context.
     title_max_tokens: int = Field(default=32, ge=0)
 

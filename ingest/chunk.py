@@ -35,9 +35,10 @@ class SectionChunker:
         self._tokenize = tokenize
         self.title_max_tokens = title_max_tokens
         body_tokens = max(16, max_tokens - title_max_tokens)
+        self.overlap_tokens = min(overlap_tokens, body_tokens // 4)
         self._splitter = SentenceSplitter(
             chunk_size=body_tokens,
-            chunk_overlap=min(overlap_tokens, body_tokens // 4),
+            chunk_overlap=self.overlap_tokens,
             tokenizer=tokenize,
             paragraph_separator="\n\n",
             include_metadata=False,
@@ -52,18 +53,20 @@ class SectionChunker:
         for section in _sections(parsed.elements):
             text = parsed.text[section.start : section.end]
             nodes = self._splitter.get_nodes_from_documents([LIDocument(text=text)])
-            cursor = 0
+            previous_start, previous_end = -1, 0
             title = self._short_title(section.title)
             for node in nodes:
                 body = node.get_content()
-                start = node.start_char_idx
-                if start is None or text[start : start + len(body)] != body:
-                    start = text.find(body, cursor)
+                # Chunks come in text order. Without overlap the next one starts where the
+                # last ended, which places it exactly even in repetitive text; with overlap
+                # it starts somewhere inside the last one.
+                low = previous_end if self.overlap_tokens == 0 else previous_start + 1
+                start = text.find(body, low)
                 if start < 0:
                     # The splitter rewrote whitespace; fall back to the span it covers.
-                    start = min(cursor, len(text))
+                    start = min(low, len(text))
                     body = text[start : start + len(body)]
-                cursor = start + 1
+                previous_start, previous_end = start, start + len(body)
                 char_start = section.start + start
                 char_end = char_start + len(body)
                 covered = _covering(parsed.elements, starts, char_start, char_end)

@@ -170,7 +170,8 @@ class EdgeStore:
         request = qe.FacetRequest(key="doc_id", limit=_FACET_LIMIT, exact=True)
         with self._lock:
             response = self._call(lambda s: s.facet(request))
-        return {str(hit.value): int(hit.count) for hit in response.hits}
+        # The edge facet keeps values of deleted points with a count of 0; a server does not.
+        return {str(hit.value): int(hit.count) for hit in response.hits if hit.count > 0}
 
     def versions_of(self, doc_id: str) -> set[str]:
         import qdrant_edge as qe
@@ -180,7 +181,7 @@ class EdgeStore:
         )
         with self._lock:
             response = self._call(lambda s: s.facet(request))
-        return {str(hit.value) for hit in response.hits}
+        return {str(hit.value) for hit in response.hits if hit.count > 0}
 
     def _call(self, fn: Any) -> Any:
         shard = self._shard_or_fail()

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import pytest
+
+from retrieval.sparse import Bm25SparseEncoder
+
+
+def test_analysis_stems_and_drops_stop_words():
+    enc = Bm25SparseEncoder()
+    assert enc.terms("The Running runners ran quickly!") == ["run", "runner", "ran", "quick"]
+
+
+def test_document_weights_are_bm25_term_frequency_parts():
+    enc = Bm25SparseEncoder(k1=1.2, b=0.75, avg_len=4.0)
+    vec = enc.encode_document("audit audit budget travel")
+    weights = dict(zip(vec.indices, vec.values, strict=True))
+    # dl == avg_len, so the length norm is k1: tf * (k1 + 1) / (tf + k1)
+    assert weights[enc.term_id("audit")] == pytest.approx(2 * 2.2 / (2 + 1.2))
+    assert weights[enc.term_id("budget")] == pytest.approx(1 * 2.2 / (1 + 1.2))
+    assert list(vec.indices) == sorted(vec.indices)
+
+
+def test_longer_documents_weigh_a_term_less():
+    enc = Bm25SparseEncoder(avg_len=10)
+    short = enc.encode_document("audit report")
+    long = enc.encode_document("audit " + " ".join(f"word{i}" for i in range(40)))
+    term = enc.term_id("audit")
+    assert dict(zip(short.indices, short.values))[term] > dict(zip(long.indices, long.values))[term]
+
+
+def test_query_has_unit_weights_and_no_stop_words():
+    enc = Bm25SparseEncoder()
+    q = enc.encode_query("what is the audit budget")
+    assert set(q.values) == {1.0} and len(q.indices) == 2
+    assert enc.encode_query("the of and").indices == ()
