@@ -22,8 +22,13 @@ from core.types import Chunk, Document, Hit, SparseVector
 
 
 class Embedder(Protocol):
-    name: str
-    dim: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int:
+        """Length of the vectors :meth:`embed` returns."""
+        ...
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Unit-length vectors, one row per text."""

@@ -158,7 +158,7 @@ class Registry:
                     DocumentRow.doc_id.in_(set(doc_ids)), DocumentRow.active_version.is_not(None)
                 )
             ).all()
-            return {doc_id: version for doc_id, version in rows}
+            return {doc_id: version for doc_id, version in rows if version is not None}
 
     def active_chunk_counts(self) -> dict[str, int]:
         with self._session() as s:
@@ -228,12 +228,12 @@ class Registry:
             ):
                 if row.version != version:
                     row.status = SUPERSEDED
-            row = s.scalar(
+            current = s.scalar(
                 select(VersionRow).where(VersionRow.doc_id == doc_id, VersionRow.version == version)
             )
-            if row is None:
+            if current is None:
                 raise RegistryError(f"version {version[:12]} of {doc_id} was never begun")
-            row.status, row.chunk_count, row.activated_at = ACTIVE, chunk_count, _now()
+            current.status, current.chunk_count, current.activated_at = ACTIVE, chunk_count, _now()
             doc.active_version = version
             doc.groups_json = json.dumps(sorted(set(groups)))
             doc.title = title

@@ -42,7 +42,6 @@ class SentenceTransformerEmbedder:
     def _model(self) -> Any:
         import torch
         from sentence_transformers import SentenceTransformer
-
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()

@@ -143,7 +143,7 @@ def _partition(
         raise UnreadableFile(exc.strerror or "permission denied") from exc
     except MemoryError as exc:
         raise TooLarge("the parser ran out of memory") from exc
-    except Exception as exc:  # noqa: BLE001 - any parser failure is this file's, not the run's
+    except Exception as exc:
         message = _first_line(exc)
         if "password" in message.lower() or "encrypt" in message.lower():
             raise EncryptedDocument(message) from exc
@@ -165,7 +165,7 @@ def _refuse_encrypted(path: Path, ext: str, head: bytes) -> None:
         try:
             with path.open("rb") as handle:
                 encrypted = msoffcrypto.OfficeFile(handle).is_encrypted()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise CorruptDocument(f"not a valid {ext} file: {_first_line(exc)}") from exc
         if encrypted:
             raise EncryptedDocument("password-protected Office file")
@@ -185,7 +185,7 @@ def _check_pdf(path: Path) -> None:
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
         # pdfminer is more forgiving than pypdf; let it try before calling the file corrupt.
         log.debug("pypdf could not read %s: %s", path, exc)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if "password" in str(exc).lower() or "crypt" in str(exc).lower():
             raise EncryptedDocument(_first_line(exc)) from exc
         log.debug("pypdf could not read %s: %s", path, exc)

@@ -206,7 +206,7 @@ class Ingestor:
             try:
                 self.store.delete(doc_id, version)
                 self.registry.mark_purged(doc_id, version)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("cleanup of %s failed; the next run repairs it", document.source)
             raise
 

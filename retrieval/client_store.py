@@ -62,7 +62,7 @@ class ClientStore:
                     self.client.create_payload_index(
                         self.collection, field, field_schema=_schema_type(kind)
                     )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise StoreError(f"Qdrant: cannot prepare collection {self.collection!r}: {exc}") from exc
         self._ready = True
 
@@ -183,7 +183,7 @@ class ClientStore:
     def _call(self, fn: Any) -> Any:
         try:
             return fn(self.client)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise StoreError(f"Qdrant: {exc}") from exc
 
 

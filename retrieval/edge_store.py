@@ -50,7 +50,7 @@ class EdgeStore:
                         )
             except StoreError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - surface as the store being unavailable
+            except Exception as exc:
                 raise StoreError(f"cannot open the embedded Qdrant store at {self.path}: {exc}") from exc
 
     def close(self) -> None:
@@ -144,7 +144,7 @@ class EdgeStore:
                     filter=access,
                 )
             )
-        fuse = qe.Fusion.Dbsf() if fusion == "dbsf" else qe.Fusion.Rrf(k=60)
+        fuse: Any = qe.Fusion.Dbsf() if fusion == "dbsf" else qe.Fusion.Rrf(k=60)
         request = qe.QueryRequest(
             limit=limit, prefetches=prefetches, query=fuse, filter=access, with_payload=True
         )
@@ -187,7 +187,7 @@ class EdgeStore:
         shard = self._shard_or_fail()
         try:
             return fn(shard)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise StoreError(f"embedded Qdrant store: {exc}") from exc
 
 

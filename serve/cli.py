@@ -6,9 +6,6 @@ Exit codes: 0 success; 1 a backend (store, database) is unavailable; 2 a usage e
 
 from __future__ import annotations
 
-import core  # noqa: F401  - switches telemetry off before any library loads
-
-import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -19,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+import core  # noqa: F401  - switches telemetry off before any library loads
 from core.container import Container
 from core.errors import BackendError, ConfigError, EnclaveError, InputError
 from core.types import Hit, Principal
@@ -278,7 +276,13 @@ def _print_bench(result: dict[str, Any], as_json: bool) -> None:
 def _progress(enabled: bool) -> Any:
     if not enabled:
         return _NoProgress()
-    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     return Progress(
         SpinnerColumn(), TextColumn("{task.description:<40}"), MofNCompleteColumn(),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import core  # noqa: F401  - telemetry off before any library loads
-
 import os
 import sys
 from collections.abc import Iterator
@@ -11,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import core  # noqa: F401  - telemetry off before any library loads
 from core.container import Container
 from core.ports import Embedder
 from core.settings import Settings

@@ -71,7 +71,7 @@ def test_ingest_and_search_never_leave_the_machine(tmp_path: Path, samples, cli_
     env["HF_HUB_OFFLINE"] = "0"
     done = subprocess.run([sys.executable, str(script), json.dumps(commands)],
                           env=env, capture_output=True, text=True, timeout=900)
-    line = next(l for l in done.stdout.splitlines() if l.startswith("RESULT"))
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
     result = json.loads(line[len("RESULT"):])
     assert result["attempts"] == [], result["attempts"]
     assert result["outcomes"] == [None, None, None] or all(

@@ -1,1 +1,1 @@
-"""Celery app and tasks: thin wrappers that call ingest by document or job id (the workers issue)."""
+"""Celery app and tasks: thin wrappers that call ingest by document or job id (later)."""

@@ -25,7 +25,8 @@ def test_longer_documents_weigh_a_term_less():
     short = enc.encode_document("audit report")
     long = enc.encode_document("audit " + " ".join(f"word{i}" for i in range(40)))
     term = enc.term_id("audit")
-    assert dict(zip(short.indices, short.values))[term] > dict(zip(long.indices, long.values))[term]
+    assert dict(zip(short.indices, short.values, strict=True))[term] > dict(
+        zip(long.indices, long.values, strict=True))[term]
 
 
 def test_query_has_unit_weights_and_no_stop_words():

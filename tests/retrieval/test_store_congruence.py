@@ -67,8 +67,9 @@ def _run_suite(store: VectorStore) -> list[Any]:
     for query in ("hotel travel expense", "password security incident", "robot maintenance"):
         for groups in ((), ("hr",), ("finance", "legal"), tuple(GROUPS)):
             for fusion in ("rrf", "dbsf"):
-                hits = store.hybrid_search(_unit(queries), sparse.encode_query(query), groups, 8, 30,
-                                           fusion)
+                hits = store.hybrid_search(
+                    _unit(queries), sparse.encode_query(query), groups, 8, 30, fusion
+                )
                 results.append(_ranked(hits))
     first_doc = points[0].chunk.doc_id
     results.append(sorted(store.versions_of(first_doc)))
