@@ -46,7 +46,7 @@ class Container:
             case "edge":
                 from retrieval.edge_store import EdgeStore
 
-                return EdgeStore(self.data_dir / "qdrant-edge" / q.collection)
+                return EdgeStore(self.data_dir / "qdrant-edge" / q.collection, q.lock_wait_s)
             case "server":
                 from retrieval.client_store import ClientStore
 

@@ -23,6 +23,8 @@ class QdrantSettings(BaseModel):
     api_key: str | None = None
     collection: str = "enclave"
     timeout_s: float = 30.0
+    # How long a process waits for the embedded store another process holds open.
+    lock_wait_s: float = Field(default=10.0, ge=0)
 
     @model_validator(mode="after")
     def _url_means_server(self) -> QdrantSettings:

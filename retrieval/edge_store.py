@@ -7,6 +7,7 @@ tests/retrieval/test_store_congruence.py holds the two to that.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,15 @@ _FACET_LIMIT = 10_000_000
 
 
 class EdgeStore:
-    def __init__(self, path: Path) -> None:
+    """One process at a time: the engine locks its directory while it is open.
+
+    Another process that opens it waits up to ``lock_wait_s`` and then fails with a
+    clear message; deployments that need several processes use a Qdrant server.
+    """
+
+    def __init__(self, path: Path, lock_wait_s: float = 10.0) -> None:
         self.path = path
+        self.lock_wait_s = lock_wait_s
         self._shard: Any = None
         # One shard object per process; its calls are not meant to interleave.
         self._lock = threading.RLock()
@@ -40,7 +48,7 @@ class EdgeStore:
             )
             try:
                 if (self.path / "edge_config.json").exists() or _has_segments(self.path):
-                    self._shard = qe.EdgeShard.load(str(self.path))
+                    self._shard = self._load_waiting()
                 else:
                     self.path.mkdir(parents=True, exist_ok=True)
                     self._shard = qe.EdgeShard.create(str(self.path), config)
@@ -52,6 +60,25 @@ class EdgeStore:
                 raise
             except Exception as exc:
                 raise StoreError(f"cannot open the embedded Qdrant store at {self.path}: {exc}") from exc
+
+    def _load_waiting(self) -> Any:
+        import qdrant_edge as qe
+
+        deadline = time.monotonic() + self.lock_wait_s
+        while True:
+            try:
+                return qe.EdgeShard.load(str(self.path))
+            except Exception as exc:
+                if "WouldBlock" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"the embedded Qdrant store at {self.path} is in use by another enclave "
+                        "process (an ingest still running?). The embedded store serves one "
+                        "process at a time; for concurrent use run a Qdrant server and set "
+                        "ENCLAVE_QDRANT__URL."
+                    ) from exc
+                time.sleep(0.2)
 
     def close(self) -> None:
         with self._lock:
