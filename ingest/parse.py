@@ -8,8 +8,11 @@ Objects of unstructured never leave this module.
 
 from __future__ import annotations
 
+import csv
 import importlib
+import io
 import logging
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,8 +50,8 @@ _PARTITIONERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     ".txt": ("unstructured.partition.text", "partition_text", {}),
     ".text": ("unstructured.partition.text", "partition_text", {}),
     ".log": ("unstructured.partition.text", "partition_text", {}),
-    ".eml": ("unstructured.partition.email", "partition_email", {}),
-    ".msg": ("unstructured.partition.msg", "partition_msg", {}),
+    ".eml": ("unstructured.partition.email", "partition_email", {"process_attachments": True}),
+    ".msg": ("unstructured.partition.msg", "partition_msg", {"process_attachments": True}),
     ".rtf": ("unstructured.partition.rtf", "partition_rtf", {}),
     ".odt": ("unstructured.partition.odt", "partition_odt", {}),
     ".epub": ("unstructured.partition.epub", "partition_epub", {}),
@@ -75,6 +78,18 @@ _REFUSED: dict[str, str] = {
 
 _OOXML = {".docx", ".pptx", ".xlsx", ".xlsm"}
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# The package relationship of the main part in Strict Open XML; Transitional (what Office
+# writes by default) uses schemas.openxmlformats.org, and is all python-docx & co. read.
+_STRICT_OOXML_REL = b"http://purl.oclc.org/ooxml/officeDocument/relationships/officeDocument"
+
+_DELIMITED = {".csv", ".tsv"}
+_DELIMITERS = ",;|\t"
+# Read this much of a delimited file to tell its delimiter.
+_SNIFF_BYTES = 64 * 1024
+# A delimiter no text holds, to read a one-column file with the csv module.
+_NO_DELIMITER = "\x1f"
+# MIME types of an encrypted message body: PGP/MIME, and S/MIME unless it is only signed.
+_ENCRYPTED_MIME = {"multipart/encrypted", "application/pkcs7-mime", "application/x-pkcs7-mime"}
 
 
 def supported_extensions() -> frozenset[str]:
@@ -98,15 +113,32 @@ def parse_file(path: Path, *, max_bytes: int, max_pages: int) -> ParsedDocument:
         raise EmptyDocument("the file is 0 bytes")
     if size > max_bytes:
         raise TooLarge(f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB limit")
-    _refuse_encrypted(path, ext, head)
+    # The email parser wants bytes in an ASCII-compatible encoding; an .eml some Windows tool
+    # saved as UTF-16 would come out as text full of NULs, so it gets the text as UTF-8.
+    data = _decode(path).encode() if ext == ".eml" and b"\x00" in head else None
+    _refuse_encrypted(path, ext, head, data)
+    _refuse_strict_ooxml(path, ext, head)
     page_count = _pdf_page_count(path) if ext == ".pdf" else None
     if page_count is not None and page_count > max_pages:
         raise TooLarge(f"{page_count} pages is over the {max_pages}-page limit")
 
     module_name, func_name, kwargs = _PARTITIONERS[ext]
-    raw = _partition(path, module_name, func_name, kwargs)
+    if ext in _DELIMITED:
+        raw = _partition_delimited(path, ext, module_name, func_name, kwargs)
+    else:
+        raw = _partition(path, module_name, func_name, kwargs, data)
     elements, text = _place(raw)
+    if not text.strip() and ext == ".pdf" and page_count:
+        # unstructured's fast strategy returns nothing, silently, when pdfminer fails or its
+        # heuristic calls a page "too complex" (many vector graphics): pypdf may still read it.
+        elements, text = _place(_pdf_pages_by_pypdf(path))
+    if text.count("\x00") * 100 > len(text):
+        # Text is never NULs: this is binary data, or text in an encoding the parser missed.
+        raise CorruptDocument("binary data where text was expected (NUL bytes)")
     if not text.strip():
+        if ext == ".pdf" and page_count is None:
+            # pypdf found no pages and pdfminer no text: garbage, not a scan.
+            raise CorruptDocument("not a readable PDF: no page tree and no text")
         if ext == ".pdf":
             raise EmptyDocument("no text layer (a scanned PDF? OCR is not enabled)")
         raise EmptyDocument("no extractable text")
@@ -124,14 +156,35 @@ def parse_file(path: Path, *, max_bytes: int, max_pages: int) -> ParsedDocument:
 
 
 def _partition(
-    path: Path, module_name: str, func_name: str, kwargs: dict[str, Any]
+    path: Path,
+    module_name: str,
+    func_name: str,
+    kwargs: dict[str, Any],
+    data: bytes | None = None,
 ) -> Sequence[Any]:
+    """Run the partitioner on ``path``, or on ``data`` (its content, re-encoded) if given."""
     from ingest import nlp
 
     nlp.install()
     func: Callable[..., Sequence[Any]] = getattr(importlib.import_module(module_name), func_name)
+    source: dict[str, Any] = {"filename": str(path)}
+    if data is not None:
+        source = {"file": io.BytesIO(data), "metadata_filename": str(path)}
     try:
-        return func(filename=str(path), languages=["eng"], **kwargs)
+        try:
+            return func(**source, languages=["eng"], **kwargs)
+        except DocumentError:
+            raise
+        except Exception as exc:
+            if not kwargs.get("process_attachments"):
+                raise
+            # One attachment unstructured cannot read (audio wants whisper, a broken PDF)
+            # fails the whole message; the message's own text is still worth having.
+            log.warning("%s: attachments skipped: %s", path.name, _first_line(exc))
+            kwargs = {**kwargs, "process_attachments": False}
+            if data is not None:
+                source["file"] = io.BytesIO(data)
+            return func(**source, languages=["eng"], **kwargs)
     except DocumentError:
         raise
     except FileNotFoundError as exc:
@@ -150,12 +203,65 @@ def _partition(
         raise CorruptDocument(f"{type(exc).__name__}: {message}") from exc
 
 
+def _partition_delimited(
+    path: Path, ext: str, module_name: str, func_name: str, kwargs: dict[str, Any]
+) -> Sequence[Any]:
+    """unstructured reads a well-formed UTF-8 table; the csv module reads what it cannot.
+
+    That is a row wider than the first (pandas' ParserError), a UTF-16 export from Excel,
+    and a one-column file, which unstructured's sniffer splits on a letter of its text.
+    """
+    sample = _decode(path, limit=_SNIFF_BYTES)
+    delimiter = "\t" if ext == ".tsv" else _sniff_delimiter(sample)
+    if delimiter is not None:
+        try:
+            return _partition(path, module_name, func_name, kwargs)
+        except CorruptDocument as exc:
+            log.info("%s: unstructured could not read it (%s); using csv", path.name, exc.reason)
+    from unstructured.documents.elements import Table
+
+    try:
+        rows = csv.reader(io.StringIO(_decode(path)), delimiter=delimiter or _NO_DELIMITER)
+        lines = [[" ".join(cell.split()) for cell in row] for row in rows]
+    except csv.Error as exc:
+        raise CorruptDocument(f"not a readable {ext} file: {exc}") from exc
+    return [Table(text="\n".join(" | ".join(row) for row in lines if any(row)))]
+
+
+def _decode(path: Path, limit: int | None = None) -> str:
+    """The text of ``path`` (its first ``limit`` bytes), in the encoding its bytes tell."""
+    from unstructured.file_utils.encoding import detect_file_encoding
+
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(-1 if limit is None else limit)
+        return detect_file_encoding(file=data, final=limit is None or len(data) < limit)[1]
+    except OSError as exc:
+        raise UnreadableFile(exc.strerror or str(exc)) from exc
+    except Exception as exc:  # an undecodable file: binary, or an encoding nobody can tell
+        raise CorruptDocument(f"not text in any encoding it could tell: {_first_line(exc)}") from exc
+
+
+def _sniff_delimiter(sample: str) -> str | None:
+    """The delimiter of a CSV file, from its first lines; None for a one-column file."""
+    lines = [line for line in sample.splitlines()[:20] if line.strip()]
+    if not lines:
+        return None
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        # Rows of different widths defeat the sniffer; the header row still tells.
+        counts = {d: lines[0].count(d) for d in _DELIMITERS}
+        best = max(counts, key=lambda d: counts[d])
+        return best if counts[best] else None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
 
 
-def _refuse_encrypted(path: Path, ext: str, head: bytes) -> None:
+def _refuse_encrypted(path: Path, ext: str, head: bytes, data: bytes | None = None) -> None:
     if ext == ".pdf":
         _check_pdf(path)
     elif ext in _OOXML and head.startswith(_OLE_MAGIC):
@@ -170,6 +276,69 @@ def _refuse_encrypted(path: Path, ext: str, head: bytes) -> None:
         if encrypted:
             raise EncryptedDocument("password-protected Office file")
         raise CorruptDocument(f"not a valid {ext} file (an OLE container)")
+    elif ext == ".eml":
+        _check_email(path, data)
+    elif ext == ".msg":
+        _check_msg(path)
+
+
+def _refuse_strict_ooxml(path: Path, ext: str, head: bytes) -> None:
+    # python-docx, python-pptx and openpyxl read only Transitional OOXML; to them a valid
+    # Strict file has no main part, which would otherwise be reported as corrupt.
+    if ext not in _OOXML or not head.startswith(b"PK"):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            rels = archive.read("_rels/.rels")
+    except Exception as exc:  # noqa: BLE001 - a broken zip is the partitioner's to report
+        log.debug("cannot read the package relationships of %s: %s", path, exc)
+        return
+    if _STRICT_OOXML_REL in rels:
+        raise UnsupportedType(
+            f"{ext} saved as Strict Open XML is not supported; save it as a standard {ext}"
+        )
+
+
+def _check_email(path: Path, data: bytes | None) -> None:
+    from email.parser import BytesHeaderParser
+
+    try:
+        with io.BytesIO(data) if data is not None else path.open("rb") as handle:
+            headers = BytesHeaderParser().parse(handle)
+    except Exception as exc:  # noqa: BLE001 - unreadable headers are the partitioner's to report
+        log.debug("cannot read the headers of %s: %s", path, exc)
+        return
+    _refuse_encrypted_mime(headers.get_content_type(), headers.get_param("smime-type"))
+
+
+def _check_msg(path: Path) -> None:
+    from email.message import Message as MimeHeaders
+
+    from oxmsg import Message
+
+    try:
+        msg = Message.load(str(path))
+        message_class = (msg.message_class or "").lower()
+        transport = msg.message_headers
+    except Exception as exc:  # noqa: BLE001 - a broken .msg is the partitioner's to report
+        log.debug("cannot read the properties of %s: %s", path, exc)
+        return
+    # Outlook's classes: IPM.Note.SMIME is encrypted (or opaque-signed, equally unreadable);
+    # IPM.Note.SMIME.MultipartSigned is signed in clear text.
+    if message_class.startswith("ipm.note.smime") and not message_class.endswith("multipartsigned"):
+        raise EncryptedDocument("S/MIME-encrypted Outlook message")
+    headers = MimeHeaders()
+    headers["Content-Type"] = transport.get("Content-Type", "text/plain")
+    _refuse_encrypted_mime(headers.get_content_type(), headers.get_param("smime-type"))
+
+
+def _refuse_encrypted_mime(content_type: str, smime_type: Any) -> None:
+    if content_type not in _ENCRYPTED_MIME:
+        return
+    if content_type == "multipart/encrypted":
+        raise EncryptedDocument("PGP/MIME-encrypted email")
+    if str(smime_type or "").lower() != "signed-data":
+        raise EncryptedDocument("S/MIME-encrypted email")
 
 
 def _check_pdf(path: Path) -> None:
@@ -198,6 +367,23 @@ def _pdf_page_count(path: Path) -> int | None:
         return len(PdfReader(str(path), strict=False).pages)
     except Exception:  # noqa: BLE001 - the page count is a guard, not a requirement
         return None
+
+
+def _pdf_pages_by_pypdf(path: Path) -> list[Any]:
+    """One element per page of the PDF's text layer, read by pypdf; none if it cannot."""
+    from pypdf import PdfReader
+    from unstructured.documents.elements import ElementMetadata, NarrativeText
+
+    try:
+        pages = [page.extract_text() or "" for page in PdfReader(str(path), strict=False).pages]
+    except Exception as exc:  # noqa: BLE001 - a last resort; no text means empty or corrupt
+        log.debug("pypdf could not extract the text of %s: %s", path, exc)
+        return []
+    return [
+        NarrativeText(text=text, metadata=ElementMetadata(page_number=number))
+        for number, text in enumerate(pages, 1)
+        if text.strip()
+    ]
 
 
 def _element_text(raw: Any) -> str:

@@ -235,11 +235,12 @@ class Ingestor:
 
     def delete(self, ref: str) -> DocumentInfo:
         """Remove a document everywhere, by doc_id or by source path."""
-        info = self.registry.get(ref) or self.registry.find_by_source(ref)
-        if info is None:
-            path = Path(ref)
-            if path.exists():
-                info = self.registry.find_by_source(str(path.resolve()))
+        # The file may be gone already: resolve the path as named, without requiring it.
+        info = (
+            self.registry.get(ref)
+            or self.registry.find_by_source(ref)
+            or self.registry.find_by_source(str(Path(ref).resolve()))
+        )
         if info is None:
             raise NotFound(f"no document {ref!r}")
         self.registry.deactivate(info.doc_id)
