@@ -24,6 +24,12 @@
 from __future__ import annotations
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message as one line, for a reason a user reads."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
 class EnclaveError(Exception):
     """Base of every deliberate enclave error."""
 

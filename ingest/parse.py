@@ -12,7 +12,6 @@ import csv
 import importlib
 import io
 import logging
-import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,10 @@ from core.errors import (
     TooLarge,
     UnreadableFile,
     UnsupportedType,
+    one_line,
 )
 from core.types import Element, ParsedDocument
+from ingest.guards import pdf_page_count, refuse_encrypted, refuse_strict_ooxml
 
 log = logging.getLogger(__name__)
 
@@ -76,22 +77,12 @@ _REFUSED: dict[str, str] = {
     ".gif": "images need OCR, which is not enabled",
 }
 
-_OOXML = {".docx", ".pptx", ".xlsx", ".xlsm"}
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-# The package relationship of the main part in Strict Open XML; Transitional (what Office
-# writes by default) uses schemas.openxmlformats.org, and is all python-docx & co. read.
-_STRICT_OOXML_REL = b"http://purl.oclc.org/ooxml/officeDocument/relationships/officeDocument"
-
 _DELIMITED = {".csv", ".tsv"}
 _DELIMITERS = ",;|\t"
 # Read this much of a delimited file to tell its delimiter.
 _SNIFF_BYTES = 64 * 1024
 # A delimiter no text holds, to read a one-column file with the csv module.
 _NO_DELIMITER = "\x1f"
-# MIME types of an encrypted message body: PGP/MIME, and S/MIME unless it is only signed.
-_ENCRYPTED_MIME = {"multipart/encrypted", "application/pkcs7-mime", "application/x-pkcs7-mime"}
-
-
 def supported_extensions() -> frozenset[str]:
     return frozenset(_PARTITIONERS)
 
@@ -116,9 +107,9 @@ def parse_file(path: Path, *, max_bytes: int, max_pages: int) -> ParsedDocument:
     # The email parser wants bytes in an ASCII-compatible encoding; an .eml some Windows tool
     # saved as UTF-16 would come out as text full of NULs, so it gets the text as UTF-8.
     data = _decode(path).encode() if ext == ".eml" and b"\x00" in head else None
-    _refuse_encrypted(path, ext, head, data)
-    _refuse_strict_ooxml(path, ext, head)
-    page_count = _pdf_page_count(path) if ext == ".pdf" else None
+    refuse_encrypted(path, ext, head, data)
+    refuse_strict_ooxml(path, ext, head)
+    page_count = pdf_page_count(path) if ext == ".pdf" else None
     if page_count is not None and page_count > max_pages:
         raise TooLarge(f"{page_count} pages is over the {max_pages}-page limit")
 
@@ -180,7 +171,7 @@ def _partition(
                 raise
             # One attachment unstructured cannot read (audio wants whisper, a broken PDF)
             # fails the whole message; the message's own text is still worth having.
-            log.warning("%s: attachments skipped: %s", path.name, _first_line(exc))
+            log.warning("%s: attachments skipped: %s", path.name, one_line(exc))
             kwargs = {**kwargs, "process_attachments": False}
             if data is not None:
                 source["file"] = io.BytesIO(data)
@@ -191,13 +182,13 @@ def _partition(
         # unstructured reports a missing converter (pandoc, soffice) this way too.
         if not path.exists():
             raise UnreadableFile("the file vanished during the run") from exc
-        raise UnsupportedType(_first_line(exc)) from exc
+        raise UnsupportedType(one_line(exc)) from exc
     except PermissionError as exc:
         raise UnreadableFile(exc.strerror or "permission denied") from exc
     except MemoryError as exc:
         raise TooLarge("the parser ran out of memory") from exc
     except Exception as exc:
-        message = _first_line(exc)
+        message = one_line(exc)
         if "password" in message.lower() or "encrypt" in message.lower():
             raise EncryptedDocument(message) from exc
         raise CorruptDocument(f"{type(exc).__name__}: {message}") from exc
@@ -239,7 +230,7 @@ def _decode(path: Path, limit: int | None = None) -> str:
     except OSError as exc:
         raise UnreadableFile(exc.strerror or str(exc)) from exc
     except Exception as exc:  # an undecodable file: binary, or an encoding nobody can tell
-        raise CorruptDocument(f"not text in any encoding it could tell: {_first_line(exc)}") from exc
+        raise CorruptDocument(f"not text in any encoding it could tell: {one_line(exc)}") from exc
 
 
 def _sniff_delimiter(sample: str) -> str | None:
@@ -254,119 +245,6 @@ def _sniff_delimiter(sample: str) -> str | None:
         counts = {d: lines[0].count(d) for d in _DELIMITERS}
         best = max(counts, key=lambda d: counts[d])
         return best if counts[best] else None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
-
-
-def _refuse_encrypted(path: Path, ext: str, head: bytes, data: bytes | None = None) -> None:
-    if ext == ".pdf":
-        _check_pdf(path)
-    elif ext in _OOXML and head.startswith(_OLE_MAGIC):
-        # An OOXML file is a zip; one wrapped in an OLE container is encrypted.
-        import msoffcrypto
-
-        try:
-            with path.open("rb") as handle:
-                encrypted = msoffcrypto.OfficeFile(handle).is_encrypted()
-        except Exception as exc:
-            raise CorruptDocument(f"not a valid {ext} file: {_first_line(exc)}") from exc
-        if encrypted:
-            raise EncryptedDocument("password-protected Office file")
-        raise CorruptDocument(f"not a valid {ext} file (an OLE container)")
-    elif ext == ".eml":
-        _check_email(path, data)
-    elif ext == ".msg":
-        _check_msg(path)
-
-
-def _refuse_strict_ooxml(path: Path, ext: str, head: bytes) -> None:
-    # python-docx, python-pptx and openpyxl read only Transitional OOXML; to them a valid
-    # Strict file has no main part, which would otherwise be reported as corrupt.
-    if ext not in _OOXML or not head.startswith(b"PK"):
-        return
-    try:
-        with zipfile.ZipFile(path) as archive:
-            rels = archive.read("_rels/.rels")
-    except Exception as exc:  # noqa: BLE001 - a broken zip is the partitioner's to report
-        log.debug("cannot read the package relationships of %s: %s", path, exc)
-        return
-    if _STRICT_OOXML_REL in rels:
-        raise UnsupportedType(
-            f"{ext} saved as Strict Open XML is not supported; save it as a standard {ext}"
-        )
-
-
-def _check_email(path: Path, data: bytes | None) -> None:
-    from email.parser import BytesHeaderParser
-
-    try:
-        with io.BytesIO(data) if data is not None else path.open("rb") as handle:
-            headers = BytesHeaderParser().parse(handle)
-    except Exception as exc:  # noqa: BLE001 - unreadable headers are the partitioner's to report
-        log.debug("cannot read the headers of %s: %s", path, exc)
-        return
-    _refuse_encrypted_mime(headers.get_content_type(), headers.get_param("smime-type"))
-
-
-def _check_msg(path: Path) -> None:
-    from email.message import Message as MimeHeaders
-
-    from oxmsg import Message
-
-    try:
-        msg = Message.load(str(path))
-        message_class = (msg.message_class or "").lower()
-        transport = msg.message_headers
-    except Exception as exc:  # noqa: BLE001 - a broken .msg is the partitioner's to report
-        log.debug("cannot read the properties of %s: %s", path, exc)
-        return
-    # Outlook's classes: IPM.Note.SMIME is encrypted (or opaque-signed, equally unreadable);
-    # IPM.Note.SMIME.MultipartSigned is signed in clear text.
-    if message_class.startswith("ipm.note.smime") and not message_class.endswith("multipartsigned"):
-        raise EncryptedDocument("S/MIME-encrypted Outlook message")
-    headers = MimeHeaders()
-    headers["Content-Type"] = transport.get("Content-Type", "text/plain")
-    _refuse_encrypted_mime(headers.get_content_type(), headers.get_param("smime-type"))
-
-
-def _refuse_encrypted_mime(content_type: str, smime_type: Any) -> None:
-    if content_type not in _ENCRYPTED_MIME:
-        return
-    if content_type == "multipart/encrypted":
-        raise EncryptedDocument("PGP/MIME-encrypted email")
-    if str(smime_type or "").lower() != "signed-data":
-        raise EncryptedDocument("S/MIME-encrypted email")
-
-
-def _check_pdf(path: Path) -> None:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    try:
-        reader = PdfReader(str(path), strict=False)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise EncryptedDocument("password-protected PDF")
-    except DocumentError:
-        raise
-    except (PdfReadError, ValueError, KeyError, OSError) as exc:
-        # pdfminer is more forgiving than pypdf; let it try before calling the file corrupt.
-        log.debug("pypdf could not read %s: %s", path, exc)
-    except Exception as exc:
-        if "password" in str(exc).lower() or "crypt" in str(exc).lower():
-            raise EncryptedDocument(_first_line(exc)) from exc
-        log.debug("pypdf could not read %s: %s", path, exc)
-
-
-def _pdf_page_count(path: Path) -> int | None:
-    from pypdf import PdfReader
-
-    try:
-        return len(PdfReader(str(path), strict=False).pages)
-    except Exception:  # noqa: BLE001 - the page count is a guard, not a requirement
-        return None
 
 
 def _pdf_pages_by_pypdf(path: Path) -> list[Any]:
