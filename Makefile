@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.installed
 # torch first, CPU build: unpinned, pip would pull a multi-GB CUDA build. A local CPU wheel
 # (pip's find-links) satisfies this pin; elsewhere point TORCH_SPEC at a CPU wheel.
 TORCH_SPEC ?= torch==2.13.0
+# llama-cpp-python builds from source (about 6 minutes on 2 cores): portable, CPU only.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
 .PHONY: install demo test lint lock clean
@@ -19,9 +21,9 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/nodeps.txt requireme
 	$(PIP) install pip==25.3 setuptools==84.2.1
 	$(PIP) install -c requirements/constraints.txt "$(TORCH_SPEC)"
 	$(PIP) install --no-deps -r requirements/lock.txt
-	$(PIP) install --no-deps -r requirements/nodeps.txt
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --no-deps -r requirements/nodeps.txt
 	$(PIP) install --no-deps --no-build-isolation -e .
-	$(BIN)/python -c "import torch, sentence_transformers, qdrant_edge, unstructured; assert '+cpu' in torch.__version__ or not torch.cuda.is_available()"
+	$(BIN)/python -c "import torch, sentence_transformers, qdrant_edge, unstructured, llama_cpp, openai; assert '+cpu' in torch.__version__ or not torch.cuda.is_available()"
 	touch $(STAMP)
 
 demo: install
@@ -37,7 +39,7 @@ lint: install
 # Re-pin after editing requirements/base.in (run inside an installed .venv).
 lock: install
 	$(PIP) install -c requirements/constraints.txt -r requirements/base.in pytest pytest-timeout hypothesis ruff mypy
-	$(BIN)/pip freeze --exclude-editable | grep -viE '^(torch|unstructured-inference)==' > requirements/lock.txt
+	$(BIN)/pip freeze --exclude-editable | grep -viE '^(torch|unstructured[-_]inference|llama[-_]cpp[-_]python|llm[-_]smollm2)( ?==| @)' > requirements/lock.txt
 
 clean:
 	rm -rf $(VENV) .enclave .pytest_cache .mypy_cache .ruff_cache

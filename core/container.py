@@ -11,21 +11,30 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
-from core.ports import Embedder, FakeEmbedder, SparseEncoder, VectorStore
+from core.ports import Embedder, FakeEmbedder, FakeGenerator, Generator, SparseEncoder, VectorStore
 from core.registry import Registry
 from core.settings import Settings
 
 if TYPE_CHECKING:
     from ingest.pipeline import Ingestor
     from retrieval.search import Searcher
+    from serve.answer import Answerer
 
 
 class Container:
-    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        generator: Generator | None = None,
+    ) -> None:
         self.settings = settings or Settings()
+        # Tests share one loaded model across containers; loading costs seconds.
         if embedder is not None:
-            # Tests share one loaded model across containers; loading costs seconds.
             self.__dict__["embedder"] = embedder
+        if generator is not None:
+            self.__dict__["generator"] = generator
 
     @cached_property
     def data_dir(self):  # type: ignore[no-untyped-def]
@@ -88,6 +97,50 @@ class Container:
         from retrieval.search import Searcher
 
         return Searcher(self.settings.search, self.store, self.embedder, self.sparse, self.registry)
+
+    @cached_property
+    def generator(self) -> Generator:
+        llm = self.settings.llm
+        match llm.mode:
+            case "llama-cpp":
+                from serve.llm_local import LlamaCppGenerator
+
+                return LlamaCppGenerator(
+                    llm.model_path,
+                    context_tokens=llm.context_tokens,
+                    timeout_s=llm.timeout_s,
+                    temperature=llm.temperature,
+                    threads=llm.threads,
+                )
+            case "openai":
+                from serve.llm_openai import OpenAICompatibleGenerator
+
+                assert llm.base_url is not None  # settings validation guarantees it
+                return OpenAICompatibleGenerator(
+                    llm.base_url,
+                    llm.model,
+                    api_key=llm.api_key,
+                    context_tokens=llm.context_tokens,
+                    timeout_s=llm.timeout_s,
+                    connect_retries=llm.connect_retries,
+                    temperature=llm.temperature,
+                )
+            case "fake":
+                return FakeGenerator(context_tokens=llm.context_tokens)
+        raise ConfigError(f"unknown llm mode {llm.mode!r}")
+
+    @cached_property
+    def answerer(self) -> Answerer:
+        from retrieval.sparse import Bm25SparseEncoder
+        from serve.answer import Answerer
+        from serve.verify import Verifier
+
+        analyzer = self.sparse if isinstance(self.sparse, Bm25SparseEncoder) else Bm25SparseEncoder()
+        a = self.settings.answer
+        verifier = Verifier(self.embedder, analyzer.terms, a.min_support, a.min_on_topic)
+        return Answerer(
+            self.settings.answer, self.settings.llm, self.searcher, verifier, lambda: self.generator
+        )
 
     def close(self) -> None:
         if "store" in self.__dict__:

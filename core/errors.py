@@ -14,9 +14,10 @@
     │   ├── CorruptDocument         the parser could not read the file
     │   ├── TooLarge                over the configured size or page limit
     │   └── UnreadableFile          permissions, a vanished file, a symlink loop
-    └── BackendError                a store or database is unavailable: transient, retry later
+    └── BackendError                a store, database or model is unavailable: transient, retry later
         ├── StoreError              Qdrant
-        └── RegistryError           the metadata database
+        ├── RegistryError           the metadata database
+        └── ModelError              the language model: unreachable, too slow, or failed
 
 ``DocumentError.reason`` is the one-line reason recorded in the registry and printed by the CLI.
 """
@@ -94,4 +95,8 @@ class StoreError(BackendError):
 
 
 class RegistryError(BackendError):
+    pass
+
+
+class ModelError(BackendError):
     pass

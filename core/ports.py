@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -93,6 +93,56 @@ class VectorStore(Protocol):
     def set_access(self, doc_id: str, groups: Sequence[str]) -> None: ...
 
     def close(self) -> None: ...
+
+
+# One chat message: {"role": "system" | "user" | "assistant", "content": "..."}.
+Message = Mapping[str, str]
+
+
+class Generator(Protocol):
+    """A chat model: llama.cpp in process, or an OpenAI-compatible server (vLLM)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def context_tokens(self) -> int:
+        """The model's context window; prompt plus answer must fit in it."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in a prompt (an upper estimate where the tokenizer is remote)."""
+        ...
+
+    def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
+        """The reply, piece by piece, as the model writes it.
+
+        Raises :class:`core.errors.ModelError` when the model cannot be reached, fails, or
+        does not finish within the configured deadline: a reply is complete only when the
+        iterator ends without an error.
+        """
+        ...
+
+
+class FakeGenerator:
+    """Scripted replies for unit tests: a fixed text, or a function of the messages."""
+
+    def __init__(
+        self, reply: str | Callable[[Sequence[Message]], str] = "", *, context_tokens: int = 2048
+    ) -> None:
+        self._reply = reply
+        self.name = "fake-scripted"
+        self.context_tokens = context_tokens
+        self.calls: list[list[dict[str, str]]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(re.findall(r"\w+|[^\w\s]", text))
+
+    def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
+        self.calls.append([dict(m) for m in messages])
+        text = self._reply if isinstance(self._reply, str) else self._reply(messages)
+        for piece in re.findall(r"\S+\s*|\s+", text):
+            yield piece
 
 
 class FakeEmbedder:

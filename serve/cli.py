@@ -19,7 +19,8 @@ from rich.console import Console
 import core  # noqa: F401  - switches telemetry off before any library loads
 from core.container import Container
 from core.errors import BackendError, ConfigError, EnclaveError, InputError
-from core.types import Hit, Principal
+from core.types import Answer, Hit, Principal
+from serve.render import answer_json, answer_lines
 
 EXIT_OK, EXIT_BACKEND, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
 
@@ -31,6 +32,8 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks that print figures (not tests).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+eval_app = typer.Typer(help="Quality measured on public benchmarks (not tests).", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, markup=False)
@@ -160,6 +163,82 @@ def search(
 
 
 @app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    user: Annotated[str, typer.Option("--user", "-u", help="Who is asking.")] = "cli",
+    group: GroupOpt = None,
+    as_json: JsonOpt = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also show the check of every sentence.")
+    ] = False,
+) -> None:
+    """Answer from the documents the user may read, each sentence cited and checked."""
+    principal = Principal(user_id=user, groups=tuple(group or ()))
+
+    def work() -> Answer:
+        with _container() as c:
+            return c.answerer.answer(question, principal)
+
+    answer = _run(work)
+    if as_json:
+        out.print_json(data=answer_json(answer, checks=verbose))
+        return
+    for line in answer_lines(answer):
+        out.print(line)
+    if verbose:
+        out.print("")
+        for check in answer.checks:
+            state = "supported" if check.supported else "UNSUPPORTED"
+            extra = ", attributed" if check.attributed else ""
+            extra += "" if check.kept else ", dropped"
+            out.print(f"  {state} ({check.score:.2f}{extra}): {check.text}")
+    timings = ", ".join(f"{k} {v:.2f}s" for k, v in answer.timings.items())
+    err.print(f"model {answer.model}; {timings}")
+
+
+@eval_app.command("answers")
+def eval_answers(
+    clapnq: Annotated[Path, typer.Option("--clapnq", help="The ClapNQ folder (answerable/unanswerable).")],
+    limit: Annotated[
+        int | None, typer.Option(help="Ask only this many questions, half of each kind.", min=2)
+    ] = None,
+    sweep: Annotated[
+        bool, typer.Option("--sweep", help="Only sweep the relevance threshold (no answering).")
+    ] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write all figures here.")] = None,
+) -> None:
+    """Answered %, citation precision, refusals of unanswerable questions, supported %, latency."""
+    import json
+
+    from eval.answers import eval_answers as run_eval
+    from eval.answers import relevance_sweep
+
+    def work() -> dict[str, Any]:
+        if sweep:
+            return relevance_sweep(clapnq)
+        with _progress(True) as progress:
+            task = progress.add_task("asking", total=None) if progress else None
+
+            def tick(done: int, total: int) -> None:
+                if progress is not None:
+                    progress.update(task, completed=done, total=total)
+
+            return run_eval(clapnq, limit=limit, progress=tick)
+
+    result = _run(work)
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    if sweep:
+        for row in result["thresholds"]:
+            out.print(
+                f"min_relevance {row['min_relevance']:.2f}  answerable kept {row['answerable_kept_pct']:5.1f}%"
+                f"  unanswerable refused {row['unanswerable_refused_pct']:5.1f}%"
+            )
+        return
+    _print_bench({k: v for k, v in result.items() if k != "questions"}, False)
+
+
+@app.command()
 def delete(
     ref: Annotated[str, typer.Argument(help="A doc_id, or the path the document came from.")],
     as_json: JsonOpt = False,
@@ -212,8 +291,8 @@ def status(as_json: JsonOpt = False) -> None:
 
 @app.command()
 def demo() -> None:
-    """Ingest the bundled sample documents and run a few searches (what `make demo` runs)."""
-    from serve.demo import DEMO_SEARCHES, write_samples
+    """Ingest the bundled sample documents, search, and ask (what `make demo` runs)."""
+    from serve.demo import DEMO_QUESTIONS, DEMO_SEARCHES, write_samples
 
     def work() -> None:
         with _container() as c:
@@ -235,6 +314,12 @@ def demo() -> None:
                     source = Path(str(hit.chunk.meta.get("source"))).name
                     out.print(f"  {rank}. {source}  page {_pages(hit)}  score {hit.score:.3f}")
                     out.print(f"     {_snippet(hit.chunk.text, 160)}")
+            for question, principal in DEMO_QUESTIONS:
+                who = f"{principal.user_id} (groups: {', '.join(principal.groups) or 'none'})"
+                out.print(f"\nask {question!r} as {who}", style="bold")
+                answer = c.answerer.answer(question, principal)
+                for line in answer_lines(answer, quote_chars=160):
+                    out.print(f"  {line}" if line else "")
 
     _run(work)
 

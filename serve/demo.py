@@ -21,6 +21,13 @@ DEMO_SEARCHES: list[tuple[str, Principal]] = [
     ("How long must passwords be?", Principal("bob", groups=("finance",))),
 ]
 
+# Cited answers: one the public handbook answers, one only finance may read, one it cannot.
+DEMO_QUESTIONS: list[tuple[str, Principal]] = [
+    ("How many days of paid leave do employees get?", Principal("alice")),
+    ("What is the hotel limit per night?", Principal("bob", groups=("finance",))),
+    ("Who won the 1998 football world cup?", Principal("alice")),
+]
+
 HANDBOOK_MD = """\
 # Northwind Robotics Employee Handbook
 

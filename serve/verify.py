@@ -1,0 +1,126 @@
+"""Does a passage support a sentence? Alignment of the sentence to the passage's best span.
+
+A span is one sentence of the passage or two adjacent ones. Each span is scored by the
+embedding model's cosine similarity to the sentence and by how many of the sentence's
+content terms (stemmed, stop words dropped) it contains; numbers in the sentence must
+appear in the span, since small models most often invent figures. The quote a citation
+shows is the best span, cut verbatim from the stored passage, so it always exists there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from core.ports import Embedder
+from core.types import Chunk
+from serve.sentences import split_sentences, strip_markers
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# How far a long passage sentence is cut for the embedding model, in characters.
+_MAX_SPAN_CHARS = 1200
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    passage: int  # index into the passages given to :meth:`Verifier.index`
+    start: int  # offsets into that passage's chunk text
+    end: int
+    cosine: float
+    overlap: float
+    numbers_ok: bool
+
+    @property
+    def score(self) -> float:
+        if not self.numbers_ok:
+            return 0.0
+        return 0.5 * self.cosine + 0.5 * self.overlap
+
+
+@dataclass(slots=True)
+class PassageIndex:
+    chunks: list[Chunk]
+    spans: list[tuple[int, int, int]]  # (passage, start, end)
+    vectors: npt.NDArray[np.float32]
+    terms: list[set[str]]
+    numbers: list[set[str]]
+
+
+class Verifier:
+    def __init__(
+        self,
+        embedder: Embedder,
+        terms: Callable[[str], list[str]],
+        min_support: float,
+        min_on_topic: float = 0.0,
+    ) -> None:
+        self.embedder = embedder
+        self.terms = terms
+        self.min_support = min_support
+        self.min_on_topic = min_on_topic
+
+    def on_topic(self, question: str, sentences: Sequence[str]) -> list[bool]:
+        """Whether each sentence bears on the question: close in meaning, or sharing a term."""
+        if not sentences:
+            return []
+        vectors = self.embedder.embed([question, *sentences])
+        q_terms = set(self.terms(question))
+        return [
+            float(vectors[0] @ vector) >= self.min_on_topic or bool(q_terms & set(self.terms(s)))
+            for s, vector in zip(sentences, vectors[1:], strict=True)
+        ]
+
+    def index(self, chunks: Sequence[Chunk]) -> PassageIndex:
+        spans: list[tuple[int, int, int]] = []
+        for p, chunk in enumerate(chunks):
+            sentences = split_sentences(chunk.text)
+            spans.extend((p, s, e) for s, e in sentences)
+            spans.extend((p, a[0], b[1]) for a, b in zip(sentences, sentences[1:], strict=False))
+        texts = [chunks[p].text[s:e][:_MAX_SPAN_CHARS] for p, s, e in spans]
+        vectors = (
+            self.embedder.embed(texts) if texts else np.zeros((0, self.embedder.dim), np.float32)
+        )
+        return PassageIndex(
+            list(chunks),
+            spans,
+            vectors,
+            [set(self.terms(t)) for t in texts],
+            [set(_NUMBER.findall(chunks[p].text[s:e])) for p, s, e in spans],
+        )
+
+    def best(
+        self, sentence: str, index: PassageIndex, among: Sequence[int] | None = None
+    ) -> Match | None:
+        """The best-supporting span for ``sentence``, within passages ``among`` (all if None)."""
+        return self.rank([sentence], index, among)[0]
+
+    def rank(
+        self, sentences: Sequence[str], index: PassageIndex, among: Sequence[int] | None = None
+    ) -> list[Match | None]:
+        if not sentences:
+            return []
+        plain = [strip_markers(s) for s in sentences]
+        vectors = self.embedder.embed(plain)
+        allowed = None if among is None else set(among)
+        out: list[Match | None] = []
+        for text, vector in zip(plain, vectors, strict=True):
+            terms = set(self.terms(text))
+            numbers = set(_NUMBER.findall(text))
+            cosines = index.vectors @ vector if len(index.spans) else np.zeros(0)
+            best: Match | None = None
+            for i, (p, s, e) in enumerate(index.spans):
+                if allowed is not None and p not in allowed:
+                    continue
+                overlap = len(terms & index.terms[i]) / len(terms) if terms else 0.0
+                match = Match(p, s, e, float(cosines[i]), overlap, numbers <= index.numbers[i])
+                if best is None or match.score > best.score:
+                    best = match
+            out.append(best)
+        return out
+
+    def supports(self, match: Match | None) -> bool:
+        return match is not None and match.score >= self.min_support
