@@ -141,8 +141,7 @@ class FakeGenerator:
     def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
         self.calls.append([dict(m) for m in messages])
         text = self._reply if isinstance(self._reply, str) else self._reply(messages)
-        for piece in re.findall(r"\S+\s*|\s+", text):
-            yield piece
+        yield from re.findall(r"\S+\s*|\s+", text)
 
 
 class FakeEmbedder:

@@ -83,7 +83,8 @@ class LlmSettings(BaseModel):
     timeout_s: float = Field(default=60.0, gt=0)
     # Retries when the server cannot be reached (never after it has started answering).
     connect_retries: int = Field(default=2, ge=0, le=10)
-    max_tokens: int = Field(default=256, ge=16, le=4096)
+    # Answers are at most a few sentences; a small model that runs on repeats itself.
+    max_tokens: int = Field(default=160, ge=16, le=4096)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     # The model's context window in tokens; passages are selected to fit it.
     context_tokens: int = Field(default=2048, ge=512)
@@ -108,7 +109,10 @@ class AnswerSettings(BaseModel):
     # Passages retrieved for one question (before fitting them into the model's context).
     passages: int = Field(default=5, ge=1, le=20)
     # Calibrated on ClapNQ (eval/README.md): below this the passages do not answer.
-    min_relevance: float = Field(default=0.5, ge=0.0, le=1.0)
+    min_relevance: float = Field(default=0.54, ge=0.0, le=1.0)
+    # Passages less relevant than the best one by more than this are left out of the
+    # prompt (relevance as for min_relevance).
+    passage_margin: float = Field(default=0.15, ge=0.0, le=1.0)
     # Calibrated on ClapNQ: a sentence is supported when its best passage span scores this.
     min_support: float = Field(default=0.6, ge=0.0, le=1.0)
     # Calibrated on ClapNQ: a sentence sharing no term with the question and less similar

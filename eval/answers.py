@@ -109,7 +109,8 @@ def eval_answers(
         figures = score(rows)
         figures["ingest_s"] = round(ingest_s, 1)
         figures["mode"] = container.settings.answer.mode
-        figures["model"] = rows[0][1].model if rows else ""
+        models = [a.model for _, a, _ in rows if a.model != "none"]
+        figures["model"] = max(set(models), key=models.count) if models else "none"
         figures["llm_mode"] = container.settings.llm.mode
         figures["settings"] = {
             "min_relevance": container.settings.answer.min_relevance,
@@ -127,7 +128,7 @@ def score(rows: list[tuple[Question, Answer, float]]) -> dict[str, Any]:
     answered = [(q, a) for q, a in answerable if not a.refused]
     citations = [(q, c) for q, a in answered for c in a.citations]
     precise = sum(1 for q, c in citations if c.source.rsplit("/", 1)[-1] in q.gold)
-    checks = [c for _, a, _ in rows if not a.refused or a.checks for c in a.checks]
+    checks = [c for _, a, _ in rows for c in a.checks]
     seconds = sorted(s for _, _, s in rows)
     return {
         "answerable": len(answerable),
@@ -163,6 +164,53 @@ def relevance_sweep(clapnq: Path, settings: Settings | None = None, **build: Any
             }
         )
     return {"thresholds": table, "scores": [(q.qid, q.answerable, round(s, 4)) for q, s in scored]}
+
+
+def support_sweep(clapnq: Path, embedder: Any = None) -> dict[str, Any]:
+    """How the support score separates supported from unsupported sentences.
+
+    Positives: each sentence of an answerable question's reference answer (written by an
+    annotator from the gold passage) against that passage. Negatives: the same sentence
+    against the most similar other passage of the pool (by embedding): close in topic,
+    but not where the sentence came from.
+    """
+    from core.types import Chunk
+    from retrieval.sparse import Bm25SparseEncoder
+    from serve.sentences import split_sentences
+    from serve.verify import Verifier
+
+    if embedder is None:
+        from ingest.embed import SentenceTransformerEmbedder
+
+        embedder = SentenceTransformerEmbedder()
+    verifier = Verifier(embedder, Bm25SparseEncoder().terms, 0.0)
+    rows = [json.loads(x) for x in (clapnq / FILES["answerable"]).read_text(encoding="utf-8").splitlines()]
+    chunks = [Chunk(r["id"], r["id"], "v", r["passages"][0]["text"], None, None, 0, 0) for r in rows]
+    vectors = embedder.embed([c.text for c in chunks])
+    similar = vectors @ vectors.T
+    np.fill_diagonal(similar, -1.0)
+    positive: list[float] = []
+    negative: list[float] = []
+    for i, row in enumerate(rows):
+        answer = row["output"][0]["answer"]
+        sentences = [answer[a:b] for a, b in split_sentences(answer)]
+        if not sentences:
+            continue
+        index = verifier.index([chunks[i], chunks[int(similar[i].argmax())]])
+        question = row["input"]
+        positive += [m.score if m else 0.0 for m in verifier.rank(sentences, index, [0], question)]
+        negative += [m.score if m else 0.0 for m in verifier.rank(sentences, index, [1], question)]
+    table = []
+    for step in range(30, 81, 5):
+        t = step / 100
+        table.append(
+            {
+                "min_support": t,
+                "reference_supported_pct": _pct(sum(x >= t for x in positive), len(positive)),
+                "wrong_passage_supported_pct": _pct(sum(x >= t for x in negative), len(negative)),
+            }
+        )
+    return {"thresholds": table, "positives": len(positive), "negatives": len(negative)}
 
 
 def _balanced(questions: list[Question], limit: int | None) -> list[Question]:

@@ -89,26 +89,33 @@ class Answerer:
         hits = self.searcher.search(standalone, principal, k=self.settings.passages)
         clock.lap("retrieve")
         index = self.verifier.index([h.chunk for h in hits])
-        relevance = self.verifier.best(standalone, index) if hits else None
+        relevance = [self.verifier.best(standalone, index, [p]) for p in range(len(hits))]
+        scores = [m.score if m else 0.0 for m in relevance]
         clock.lap("relevance")
-        if relevance is None or relevance.score < self.settings.min_relevance:
+        if not scores or max(scores) < self.settings.min_relevance:
             return self._refuse(hits, index, standalone, clock, "not relevant")
+        # Only passages about as relevant as the best one: the others would only give a
+        # small model something off the point to copy.
+        floor = max(self.settings.min_relevance, max(scores) - self.settings.passage_margin)
+        focused = [p for p, score in enumerate(scores) if score >= floor]
 
         if self.generative:
-            chosen = self._fit(hits, standalone)
-            blocks = [prompt.passage_block(n, h.chunk) for n, h in enumerate(chosen, 1)]
+            focused = self._fit(hits, focused, standalone)
+            blocks = [prompt.passage_block(n, hits[p].chunk) for n, p in enumerate(focused, 1)]
             messages = prompt.answer_messages(standalone, blocks)
             text = "".join(self._generate(messages, on_token))
             clock.lap("generate")
             if prompt.NOT_ANSWERED.lower() in text.lower() or not text.strip():
                 return self._refuse(hits, index, standalone, clock, "model")
-            sentences = self._verify(text, index, len(chosen), standalone)
+            shown = index.subset(focused)
+            sentences = self._verify(text, shown, len(focused), standalone)
             model = self._model_name()
         else:
-            sentences = self._extract([standalone, question], index)
+            shown = index.subset(focused)
+            sentences = self._extract([standalone, question], shown)
             model = EXTRACTIVE_MODEL
         clock.lap("verify")
-        return self._compose(sentences, index, hits, standalone, clock, model)
+        return self._compose(sentences, shown, hits, index, standalone, clock, model)
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -140,12 +147,14 @@ class Answerer:
         # only when it is a question-sized line sharing terms with the conversation.
         known = set(self.verifier.terms(fallback))
         if 3 <= len(rewritten) <= 2 * len(fallback) + 40 and set(self.verifier.terms(rewritten)) & known:
-            return f"{rewritten} {question}" if not set(self.verifier.terms(question)) <= set(
-                self.verifier.terms(rewritten)
-            ) else rewritten
+            return (
+                f"{rewritten} {question}"
+                if not set(self.verifier.terms(question)) <= set(self.verifier.terms(rewritten))
+                else rewritten
+            )
         return fallback
 
-    def _fit(self, hits: Sequence[Hit], question: str) -> list[Hit]:
+    def _fit(self, hits: Sequence[Hit], positions: Sequence[int], question: str) -> list[int]:
         generator = self._generator()
         budget = (
             generator.context_tokens
@@ -154,11 +163,11 @@ class Answerer:
             - generator.count_tokens(prompt.SYSTEM)
             - generator.count_tokens(question)
         )
-        chosen: list[Hit] = []
-        for hit in hits:
-            cost = generator.count_tokens(prompt.passage_block(len(chosen) + 1, hit.chunk))
+        chosen: list[int] = []
+        for p in positions:
+            cost = generator.count_tokens(prompt.passage_block(len(chosen) + 1, hits[p].chunk))
             if cost <= budget:
-                chosen.append(hit)
+                chosen.append(p)
                 budget -= cost
         return chosen
 
@@ -176,11 +185,11 @@ class Answerer:
         raw: list[str] = []
         seen: set[str] = set()
         for sentence in answer_sentences(_unecho(text)):
-            plain = strip_markers(sentence)
-            key = " ".join(plain.lower().split())
+            bare = strip_markers(sentence)
+            key = " ".join(bare.lower().split())
             # Labels and headings the model echoes are not claims; repeats are said once.
             # Questions (often the user's, echoed) are not claims either.
-            if not re.search(r"\w", plain) or key in seen or _is_label(plain) or plain.endswith("?"):
+            if not re.search(r"\w", bare) or key in seen or _is_label(bare) or bare.endswith("?"):
                 continue
             seen.add(key)
             raw.append(sentence)
@@ -188,11 +197,11 @@ class Answerer:
         cited = [[n for n in markers(s) if 1 <= n <= passages] for s in raw]
         # Each sentence against its own citations, and against every passage the model saw
         # for post-hoc attribution: two batched passes over the embedding model.
-        anywhere = self.verifier.rank(plain, index, among=range(passages))
+        anywhere = self.verifier.rank(plain, index, range(passages), question)
         on_topic = self.verifier.on_topic(question, plain)
         out: list[_Sentence] = []
         for sentence, ns, best, relevant in zip(plain, cited, anywhere, on_topic, strict=True):
-            own = self.verifier.best(sentence, index, [n - 1 for n in ns]) if ns else None
+            own = self.verifier.best(sentence, index, [n - 1 for n in ns], question) if ns else None
             if own is not None and self.verifier.supports(own):
                 out.append(_Sentence(sentence, ns, own, True, False, relevant))
             elif best is not None and self.verifier.supports(best):
@@ -244,6 +253,7 @@ class Answerer:
         sentences: list[_Sentence],
         index: PassageIndex,
         hits: Sequence[Hit],
+        retrieved: PassageIndex,
         standalone: str,
         clock: _Clock,
         model: str,
@@ -255,7 +265,7 @@ class Answerer:
         kept = [s for s in relevant if s.supported or policy == "mark"]
         if not any(s.supported for s in relevant) or (policy == "refuse" and unsupported):
             reason = "unsupported" if sentences else "empty"
-            return self._refuse(hits, index, standalone, clock, reason, sentences, model)
+            return self._refuse(hits, retrieved, standalone, clock, reason, sentences, model)
 
         # Citations renumbered in order of first use: [1] is the first passage cited.
         renumber: dict[int, int] = {}
@@ -269,12 +279,16 @@ class Answerer:
                 for passage_n in sentence.cited:
                     n = renumber.setdefault(passage_n, len(renumber) + 1)
                     ns.append(n)
-                    match = sentence.match if sentence.match and sentence.match.passage == passage_n - 1 else None
+                    match = (
+                        sentence.match if sentence.match and sentence.match.passage == passage_n - 1 else None
+                    )
                     if match is None:
-                        match = self.verifier.best(sentence.text, index, [passage_n - 1])
+                        match = self.verifier.best(sentence.text, index, [passage_n - 1], standalone)
                     if match is not None:
                         key = (n, match.start, match.end, sentence.supported)
-                        citations.setdefault(key, _citation(n, index.chunks[passage_n - 1], match, sentence.supported))
+                        citations.setdefault(
+                            key, _citation(n, index.chunks[passage_n - 1], match, sentence.supported)
+                        )
                 parts.append(_with_marks(sentence.text, ns))
             checks.append(
                 SentenceCheck(
@@ -318,18 +332,19 @@ class Answerer:
         closest: list[Citation] = []
         lines = [REFUSAL]
         if hits:
-            matches = self.verifier.rank([standalone], index)
             lines.append("Closest passages:")
             for n, hit in enumerate(hits[:3], 1):
-                match = self.verifier.best(standalone, index, [n - 1]) if matches else None
+                match = self.verifier.best(standalone, index, [n - 1])
                 if match is None:
                     continue
                 citation = _citation(n, hit.chunk, match, False)
                 closest.append(citation)
                 page = f", page {citation.page}" if citation.page else ""
-                lines.append(f"[{n}] {citation.source}{page}: \"{_short(citation.quote)}\"")
+                lines.append(f'[{n}] {citation.source}{page}: "{_short(citation.quote)}"')
         checks = tuple(
-            SentenceCheck(s.text, (), s.supported, round(s.match.score, 4) if s.match else 0.0, s.attributed, False)
+            SentenceCheck(
+                s.text, (), s.supported, round(s.match.score, 4) if s.match else 0.0, s.attributed, False
+            )
             for s in sentences
         )
         timings = dict(clock.done())
@@ -392,7 +407,7 @@ def _with_marks(sentence: str, ns: Sequence[int]) -> str:
     end = re.search(r"[.!?]+[\"')\]]*$", sentence)
     if end is None:
         return f"{sentence} {marks}"
-    return f"{sentence[: end.start()].rstrip()} {marks}{sentence[end.start():]}"
+    return f"{sentence[: end.start()].rstrip()} {marks}{sentence[end.start() :]}"
 
 
 def _source(chunk: Chunk) -> str:

@@ -211,11 +211,11 @@ def eval_answers(
     import json
 
     from eval.answers import eval_answers as run_eval
-    from eval.answers import relevance_sweep
+    from eval.answers import relevance_sweep, support_sweep
 
     def work() -> dict[str, Any]:
         if sweep:
-            return relevance_sweep(clapnq)
+            return {"relevance": relevance_sweep(clapnq), "support": support_sweep(clapnq)}
         with _progress(True) as progress:
             task = progress.add_task("asking", total=None) if progress else None
 
@@ -229,10 +229,17 @@ def eval_answers(
     if json_out:
         json_out.write_text(json.dumps(result, indent=2), encoding="utf-8")
     if sweep:
-        for row in result["thresholds"]:
+        for row in result["relevance"]["thresholds"]:
             out.print(
-                f"min_relevance {row['min_relevance']:.2f}  answerable kept {row['answerable_kept_pct']:5.1f}%"
+                f"min_relevance {row['min_relevance']:.2f}  "
+                f"answerable kept {row['answerable_kept_pct']:5.1f}%"
                 f"  unanswerable refused {row['unanswerable_refused_pct']:5.1f}%"
+            )
+        for row in result["support"]["thresholds"]:
+            out.print(
+                f"min_support {row['min_support']:.2f}  reference sentences supported "
+                f"{row['reference_supported_pct']:5.1f}%  against a wrong passage "
+                f"{row['wrong_passage_supported_pct']:5.1f}%"
             )
         return
     _print_bench({k: v for k, v in result.items() if k != "questions"}, False)

@@ -71,9 +71,9 @@ class OpenAICompatibleGenerator:
             if remaining <= 0:
                 raise self._too_slow()
             try:
-                return self._client.chat.completions.create(
+                return self._client.chat.completions.create(  # type: ignore[call-overload]
                     model=self.name,
-                    messages=[dict(m) for m in messages],  # type: ignore[misc]
+                    messages=[dict(m) for m in messages],
                     max_tokens=max_tokens,
                     temperature=self.temperature,
                     stream=True,

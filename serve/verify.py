@@ -9,6 +9,7 @@ shows is the best span, cut verbatim from the stored passage, so it always exist
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,18 @@ class PassageIndex:
     terms: list[set[str]]
     numbers: list[set[str]]
 
+    def subset(self, positions: Sequence[int]) -> PassageIndex:
+        """The index of some of the passages, renumbered in the order given."""
+        new = {old: i for i, old in enumerate(positions)}
+        keep = [i for i, (p, _, _) in enumerate(self.spans) if p in new]
+        return PassageIndex(
+            [self.chunks[p] for p in positions],
+            [(new[self.spans[i][0]], self.spans[i][1], self.spans[i][2]) for i in keep],
+            self.vectors[keep] if keep else self.vectors[:0],
+            [self.terms[i] for i in keep],
+            [self.numbers[i] for i in keep],
+        )
+
 
 class Verifier:
     def __init__(
@@ -79,11 +92,9 @@ class Verifier:
         for p, chunk in enumerate(chunks):
             sentences = split_sentences(chunk.text)
             spans.extend((p, s, e) for s, e in sentences)
-            spans.extend((p, a[0], b[1]) for a, b in zip(sentences, sentences[1:], strict=False))
+            spans.extend((p, a[0], b[1]) for a, b in itertools.pairwise(sentences))
         texts = [chunks[p].text[s:e][:_MAX_SPAN_CHARS] for p, s, e in spans]
-        vectors = (
-            self.embedder.embed(texts) if texts else np.zeros((0, self.embedder.dim), np.float32)
-        )
+        vectors = self.embedder.embed(texts) if texts else np.zeros((0, self.embedder.dim), np.float32)
         return PassageIndex(
             list(chunks),
             spans,
@@ -93,22 +104,37 @@ class Verifier:
         )
 
     def best(
-        self, sentence: str, index: PassageIndex, among: Sequence[int] | None = None
+        self,
+        sentence: str,
+        index: PassageIndex,
+        among: Sequence[int] | None = None,
+        question: str = "",
     ) -> Match | None:
         """The best-supporting span for ``sentence``, within passages ``among`` (all if None)."""
-        return self.rank([sentence], index, among)[0]
+        return self.rank([sentence], index, among, question)[0]
 
     def rank(
-        self, sentences: Sequence[str], index: PassageIndex, among: Sequence[int] | None = None
+        self,
+        sentences: Sequence[str],
+        index: PassageIndex,
+        among: Sequence[int] | None = None,
+        question: str = "",
     ) -> list[Match | None]:
+        """Best spans for ``sentences``.
+
+        With ``question``, the sentence's terms that merely repeat the question do not count
+        towards the overlap: "The real name of X is Y" must find Y in the span, not X. A
+        sentence that only restates the question has nothing left to support.
+        """
         if not sentences:
             return []
         plain = [strip_markers(s) for s in sentences]
         vectors = self.embedder.embed(plain)
         allowed = None if among is None else set(among)
+        given = set(self.terms(question)) if question else set()
         out: list[Match | None] = []
         for text, vector in zip(plain, vectors, strict=True):
-            terms = set(self.terms(text))
+            terms = set(self.terms(text)) - given
             numbers = set(_NUMBER.findall(text))
             cosines = index.vectors @ vector if len(index.spans) else np.zeros(0)
             best: Match | None = None

@@ -33,7 +33,9 @@ def _document_text(c: Container, doc_id: str) -> str:
 def _quotes_are_verbatim(c: Container, answer: Answer) -> None:
     for citation in answer.citations:
         chunk = next(
-            h.chunk for h in c.searcher.search(citation.quote, BOB, k=20) if h.chunk.chunk_id == citation.chunk_id
+            h.chunk
+            for h in c.searcher.search(citation.quote, BOB, k=20)
+            if h.chunk.chunk_id == citation.chunk_id
         )
         local = citation.start - chunk.char_start
         assert chunk.text[local : local + len(citation.quote)] == citation.quote
@@ -62,9 +64,11 @@ def test_a_wrong_marker_is_replaced_by_the_passage_that_supports_the_sentence(an
         last = max(int(n) for n in re.findall(r"^\[(\d+)\] \(", messages[1]["content"], re.M))
         return f"Every employee receives 28 days of paid leave per calendar year [{last}]."
 
-    ask, _ = answerer(answering, reply)
+    # Every retrieved passage shown to the model, so there is a wrong one to cite.
+    ask, model = answerer(answering, reply, passage_margin=1.0, min_relevance=0.0)
     answer = ask.answer(LEAVE, ALICE)
     assert not answer.refused
+    assert "[2] (" in model.calls[0][1]["content"]
     assert [c.source.rsplit("/", 1)[-1] for c in answer.citations] == ["handbook.md"]
     assert answer.checks[0].attributed and answer.checks[0].supported
 
@@ -145,7 +149,9 @@ def test_the_model_never_sees_a_passage_the_asker_may_not_read(answering: Contai
     assert answer.citations[0].source.endswith("expense-policy.pdf") and answer.citations[0].page == 1
 
 
-def test_a_planted_instruction_changes_neither_the_rules_nor_what_the_asker_sees(answering: Container) -> None:
+def test_a_planted_instruction_changes_neither_the_rules_nor_what_the_asker_sees(
+    answering: Container,
+) -> None:
     def obey_the_injection(messages: list[dict[str, str]]) -> str:
         # A model that follows the planted instruction: it "prints" what it was given and
         # adds what it was told to claim, plus a confidential figure from elsewhere.
@@ -181,7 +187,9 @@ def test_extractive_mode_answers_with_verbatim_sentences_and_no_model(answering:
     assert not answer.refused and model.calls == []
     assert answer.model == "extractive"
     assert "Every employee receives 28 days of paid leave per calendar year [1]." in answer.text
-    assert "Every employee receives 28 days of paid leave per calendar year." in {c.quote for c in answer.citations}
+    assert "Every employee receives 28 days of paid leave per calendar year." in {
+        c.quote for c in answer.citations
+    }
     assert all(c.supported for c in answer.citations)
     _quotes_are_verbatim(answering, answer)
 
@@ -194,7 +202,12 @@ def test_a_follow_up_is_rewritten_into_a_standalone_question(answering: Containe
     assert "travel policy" in answer.standalone_question
     assert "60 euros per day" in answer.text
     # Generative: the model rewrites it, and its rewrite is what retrieval runs.
-    replies = iter(["What does the travel policy say about meals?", "Meals are reimbursed up to 60 euros per day with receipts [1]."])
+    replies = iter(
+        [
+            "What does the travel policy say about meals?",
+            "Meals are reimbursed up to 60 euros per day with receipts [1].",
+        ]
+    )
     ask, model = answerer(answering, lambda _: next(replies))
     answer = ask.answer("And what about meals?", BOB, history)
     assert answer.standalone_question == "What does the travel policy say about meals?"

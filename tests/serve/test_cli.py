@@ -57,3 +57,44 @@ def test_exit_codes(samples, cli_env, tmp_path: Path):
     assert run(cli_env, "search", "x", "-k", "0").returncode == 2
     missing = run(cli_env, "delete", "no-such-document")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_ask_prints_a_cited_answer_in_the_contract_shape(samples, cli_env):
+    assert run(cli_env, "ingest", str(samples["finance"]), "--group", "finance").returncode == 0
+    # Extractive mode: deterministic, no model; the generative path is tested with the
+    # real model in test_llm_local and through a real server in test_llm_openai.
+    env = {**cli_env, "ENCLAVE_ANSWER__MODE": "extractive"}
+    done = run(env, "ask", "What is the hotel limit per night?", "-g", "finance", "--json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert set(answer) == {"answer", "refused", "citations", "model", "timings"}
+    assert not answer["refused"] and "180 euros" in answer["answer"]
+    citation = answer["citations"][0]
+    assert set(citation) == {"n", "doc_id", "version", "source", "page", "quote", "start", "end", "supported"}
+    assert citation["source"].endswith("expense-policy.pdf")
+    assert citation["page"] == 1 and citation["supported"]
+    assert citation["end"] - citation["start"] == len(citation["quote"])
+
+    outsider = json.loads(run(env, "ask", "What is the hotel limit per night?", "--json").stdout)
+    assert outsider["refused"] and outsider["citations"] == []
+    assert "expense" not in json.dumps(outsider)
+
+    plain = run(env, "ask", "What is the hotel limit per night?", "-g", "finance")
+    assert "[1]" in plain.stdout and "Sources:" in plain.stdout
+    assert "expense-policy.pdf, page 1" in plain.stdout
+
+
+def test_ask_errors_are_one_line_and_exit_codes(cli_env):
+    empty = run(cli_env, "ask", "  ")
+    assert empty.returncode == 2 and "question is empty" in empty.stderr
+    huge = run(cli_env, "ask", "why " * 1000)
+    assert huge.returncode == 2 and "limit is 2000" in huge.stderr
+    # A model server that is down: exit 1 with the reason, no stack trace, no answer.
+    down = {**cli_env, "ENCLAVE_LLM__BASE_URL": "http://127.0.0.1:9/v1", "ENCLAVE_LLM__TIMEOUT_S": "5"}
+    note = Path(cli_env["ENCLAVE_DATA_DIR"]).parent / "note.txt"
+    note.write_text("The lab opens at eight in the morning on weekdays.")
+    assert run(down, "ingest", str(note)).returncode == 0
+    failed = run(down, "ask", "When does the lab open on weekdays?")
+    assert failed.returncode == 1, failed.stdout
+    assert "unavailable: the model server" in failed.stderr and "Traceback" not in failed.stderr
+    assert failed.stdout == ""

@@ -35,8 +35,13 @@ def _free_port() -> int:
 
 def _generator(base_url: str, timeout_s: float = 60.0, retries: int = 2) -> OpenAICompatibleGenerator:
     return OpenAICompatibleGenerator(
-        base_url, MODEL, api_key=None, context_tokens=2048, timeout_s=timeout_s,
-        connect_retries=retries, temperature=0.0,
+        base_url,
+        MODEL,
+        api_key=None,
+        context_tokens=2048,
+        timeout_s=timeout_s,
+        connect_retries=retries,
+        temperature=0.0,
     )
 
 
@@ -45,9 +50,23 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     log = (tmp_path_factory.mktemp("llama-server") / "server.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
-         "--model_alias", MODEL, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(default_model_path()),
+            "--model_alias",
+            MODEL,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
@@ -81,9 +100,13 @@ def test_grounded_answers_through_the_openai_compatible_path(llama_server: str, 
     llm = LlmSettings(base_url=llama_server, model=MODEL)
     assert llm.mode == "openai"
     generator = _generator(llama_server)
-    ask = Answerer(answering.settings.answer, llm, answering.searcher, answering.answerer.verifier, lambda: generator)
+    ask = Answerer(
+        answering.settings.answer, llm, answering.searcher, answering.answerer.verifier, lambda: generator
+    )
     streamed: list[str] = []
-    answer = ask.answer("How many days of paid leave does an employee get?", Principal("alice"), on_token=streamed.append)
+    answer = ask.answer(
+        "How many days of paid leave does an employee get?", Principal("alice"), on_token=streamed.append
+    )
     assert streamed, "tokens reach the caller as they arrive"
     assert answer.model == MODEL
     # Whatever the 135M model wrote, what is shown is verified or the answer is a refusal.
@@ -98,7 +121,7 @@ def test_grounded_answers_through_the_openai_compatible_path(llama_server: str, 
 
 def test_a_server_that_is_down_is_a_clear_error_after_bounded_retries() -> None:
     started = time.monotonic()
-    with pytest.raises(ModelError, match="unreachable .3 attempts"):
+    with pytest.raises(ModelError, match=r"unreachable \(3 attempts\)"):
         list(_generator(f"http://127.0.0.1:{_free_port()}/v1", timeout_s=10, retries=2).stream(MESSAGES, 8))
     assert time.monotonic() - started < 10
 
@@ -106,7 +129,7 @@ def test_a_server_that_is_down_is_a_clear_error_after_bounded_retries() -> None:
 class _Silent(BaseHTTPRequestHandler):
     """Accepts the request, then says nothing (a hung server)."""
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+    def do_POST(self) -> None:
         time.sleep(30)
 
     def log_message(self, *args: object) -> None:
@@ -116,7 +139,7 @@ class _Silent(BaseHTTPRequestHandler):
 class _Dripping(BaseHTTPRequestHandler):
     """Starts a streamed reply, then sends a token every half second, forever."""
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
@@ -148,11 +171,18 @@ def slow_server(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def test_a_slow_server_is_a_clear_error_within_the_deadline(slow_server: str, answering: Container) -> None:
     generator = _generator(slow_server, timeout_s=2.0)
-    ask = Answerer(answering.settings.answer, LlmSettings(base_url=slow_server), answering.searcher,
-                   answering.answerer.verifier, lambda: generator)
+    ask = Answerer(
+        answering.settings.answer,
+        LlmSettings(base_url=slow_server),
+        answering.searcher,
+        answering.answerer.verifier,
+        lambda: generator,
+    )
     streamed: list[str] = []
     started = time.monotonic()
     with pytest.raises(ModelError, match="within 2 s"):
-        ask.answer("How many days of paid leave does an employee get?", Principal("alice"), on_token=streamed.append)
+        ask.answer(
+            "How many days of paid leave does an employee get?", Principal("alice"), on_token=streamed.append
+        )
     # No hang; and whatever trickled in is never handed out as an answer.
     assert time.monotonic() - started < 2.0 + 3.0
