@@ -137,7 +137,7 @@ class Container:
 
         analyzer = self.sparse if isinstance(self.sparse, Bm25SparseEncoder) else Bm25SparseEncoder()
         a = self.settings.answer
-        verifier = Verifier(self.embedder, analyzer.terms, a.min_support, a.min_on_topic)
+        verifier = Verifier(self.embedder, analyzer.terms, a.min_support)
         return Answerer(
             self.settings.answer, self.settings.llm, self.searcher, verifier, lambda: self.generator
         )

@@ -115,9 +115,6 @@ class AnswerSettings(BaseModel):
     passage_margin: float = Field(default=0.15, ge=0.0, le=1.0)
     # Calibrated on ClapNQ: a sentence is supported when its best passage span scores this.
     min_support: float = Field(default=0.6, ge=0.0, le=1.0)
-    # Calibrated on ClapNQ: a sentence sharing no term with the question and less similar
-    # than this does not answer it (a small model copies unrelated passages).
-    min_on_topic: float = Field(default=0.3, ge=0.0, le=1.0)
     extractive_sentences: int = Field(default=2, ge=1, le=10)
     max_question_chars: int = Field(default=2000, ge=10)
     # Earlier turns of a conversation used to make a follow-up question standalone.

@@ -52,7 +52,6 @@ class _Sentence:
     match: Match | None
     supported: bool
     attributed: bool
-    on_topic: bool = True
 
 
 class Answerer:
@@ -144,15 +143,13 @@ class Answerer:
         reply = "".join(self._generate(prompt.rewrite_messages(messages, question), None, 96))
         rewritten = reply.strip().splitlines()[0].strip(" \"'") if reply.strip() else ""
         # A small model may answer instead of rewriting, or drop the topic: keep the rewrite
-        # only when it is a question-sized line sharing terms with the conversation.
-        known = set(self.verifier.terms(fallback))
-        if 3 <= len(rewritten) <= 2 * len(fallback) + 40 and set(self.verifier.terms(rewritten)) & known:
-            return (
-                f"{rewritten} {question}"
-                if not set(self.verifier.terms(question)) <= set(self.verifier.terms(rewritten))
-                else rewritten
-            )
-        return fallback
+        # only when it is question-sized, keeps every term of the follow-up and carries
+        # some of the conversation's.
+        terms = set(self.verifier.terms(rewritten))
+        sized = 3 <= len(rewritten) <= 2 * len(fallback) + 40
+        keeps = set(self.verifier.terms(question)) <= terms
+        carries = bool(terms & set(self.verifier.terms(" ".join(t.question for t in history))))
+        return rewritten if sized and keeps and carries else fallback
 
     def _fit(self, hits: Sequence[Hit], positions: Sequence[int], question: str) -> list[int]:
         generator = self._generator()
@@ -198,16 +195,15 @@ class Answerer:
         # Each sentence against its own citations, and against every passage the model saw
         # for post-hoc attribution: two batched passes over the embedding model.
         anywhere = self.verifier.rank(plain, index, range(passages), question)
-        on_topic = self.verifier.on_topic(question, plain)
         out: list[_Sentence] = []
-        for sentence, ns, best, relevant in zip(plain, cited, anywhere, on_topic, strict=True):
+        for sentence, ns, best in zip(plain, cited, anywhere, strict=True):
             own = self.verifier.best(sentence, index, [n - 1 for n in ns], question) if ns else None
             if own is not None and self.verifier.supports(own):
-                out.append(_Sentence(sentence, ns, own, True, False, relevant))
+                out.append(_Sentence(sentence, ns, own, True, False))
             elif best is not None and self.verifier.supports(best):
-                out.append(_Sentence(sentence, [best.passage + 1], best, True, True, relevant))
+                out.append(_Sentence(sentence, [best.passage + 1], best, True, True))
             else:
-                out.append(_Sentence(sentence, ns, own or best, False, False, relevant))
+                out.append(_Sentence(sentence, ns, own or best, False, False))
         return out
 
     def _extract(self, questions: Sequence[str], index: PassageIndex) -> list[_Sentence]:
@@ -259,11 +255,9 @@ class Answerer:
         model: str,
     ) -> Answer:
         policy = self.settings.unsupported
-        # A passage the model copied that does not bear on the question is not an answer.
-        relevant = [s for s in sentences if s.on_topic]
-        unsupported = [s for s in relevant if not s.supported]
-        kept = [s for s in relevant if s.supported or policy == "mark"]
-        if not any(s.supported for s in relevant) or (policy == "refuse" and unsupported):
+        unsupported = [s for s in sentences if not s.supported]
+        kept = [s for s in sentences if s.supported or policy == "mark"]
+        if not any(s.supported for s in sentences) or (policy == "refuse" and unsupported):
             reason = "unsupported" if sentences else "empty"
             return self._refuse(hits, retrieved, standalone, clock, reason, sentences, model)
 
@@ -301,13 +295,8 @@ class Answerer:
                 )
             )
         text = " ".join(parts)
-        notes = []
-        if dropped := len(relevant) - len(kept):
-            notes.append(f"{_sentences(dropped)} removed: the cited passages do not support {_them(dropped)}")
-        if off := len(sentences) - len(relevant):
-            notes.append(f"{_sentences(off)} removed: {_them(off)} did not answer the question")
-        if notes:
-            text += "\n\n(" + "; ".join(notes) + ".)"
+        if dropped := len(sentences) - len(kept):
+            text += f"\n\n({_sentences(dropped)} removed: the passages do not support {_them(dropped)}.)"
         return Answer(
             text=text,
             citations=tuple(sorted(citations.values(), key=lambda c: (c.n, c.start))),

@@ -69,23 +69,10 @@ class Verifier:
         embedder: Embedder,
         terms: Callable[[str], list[str]],
         min_support: float,
-        min_on_topic: float = 0.0,
     ) -> None:
         self.embedder = embedder
         self.terms = terms
         self.min_support = min_support
-        self.min_on_topic = min_on_topic
-
-    def on_topic(self, question: str, sentences: Sequence[str]) -> list[bool]:
-        """Whether each sentence bears on the question: close in meaning, or sharing a term."""
-        if not sentences:
-            return []
-        vectors = self.embedder.embed([question, *sentences])
-        q_terms = set(self.terms(question))
-        return [
-            float(vectors[0] @ vector) >= self.min_on_topic or bool(q_terms & set(self.terms(s)))
-            for s, vector in zip(sentences, vectors[1:], strict=True)
-        ]
 
     def index(self, chunks: Sequence[Chunk]) -> PassageIndex:
         spans: list[tuple[int, int, int]] = []

@@ -215,6 +215,14 @@ def test_a_follow_up_is_rewritten_into_a_standalone_question(answering: Containe
     assert not answer.refused and "60 euros" in answer.text
 
 
+def test_a_rewrite_that_loses_the_conversation_falls_back_to_carrying_it(answering: Container) -> None:
+    history = [Turn("What does the travel policy say about hotels?", "Hotels are reimbursed [1].")]
+    replies = iter(["Meals are great.", "Meals are reimbursed up to 60 euros per day with receipts [1]."])
+    ask, _ = answerer(answering, lambda _: next(replies))
+    answer = ask.answer("And what about meals?", BOB, history)
+    assert answer.standalone_question == "What does the travel policy say about hotels? And what about meals?"
+
+
 @pytest.mark.parametrize("question", ["", "   ", "x" * 2001])
 def test_an_empty_or_oversized_question_is_a_clear_input_error(answering: Container, question: str) -> None:
     ask, _ = answerer(answering, "unused")
