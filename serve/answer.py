@@ -88,8 +88,7 @@ class Answerer:
         hits = self.searcher.search(standalone, principal, k=self.settings.passages)
         clock.lap("retrieve")
         index = self.verifier.index([h.chunk for h in hits])
-        relevance = [self.verifier.best(standalone, index, [p]) for p in range(len(hits))]
-        scores = [m.score if m else 0.0 for m in relevance]
+        scores = [m.score if m else 0.0 for m in self.verifier.best_per_passage(standalone, index)]
         clock.lap("relevance")
         if not scores or max(scores) < self.settings.min_relevance:
             return self._refuse(hits, index, standalone, clock, "not relevant")
@@ -100,6 +99,8 @@ class Answerer:
 
         if self.generative:
             focused = self._fit(hits, focused, standalone)
+            if not focused:
+                return self._refuse(hits, index, standalone, clock, "context")
             blocks = [prompt.passage_block(n, hits[p].chunk) for n, p in enumerate(focused, 1)]
             messages = prompt.answer_messages(standalone, blocks)
             text = "".join(self._generate(messages, on_token))
@@ -322,8 +323,8 @@ class Answerer:
         lines = [REFUSAL]
         if hits:
             lines.append("Closest passages:")
-            for n, hit in enumerate(hits[:3], 1):
-                match = self.verifier.best(standalone, index, [n - 1])
+            matches = self.verifier.best_per_passage(standalone, index)
+            for n, (hit, match) in enumerate(zip(hits[:3], matches, strict=False), 1):
                 if match is None:
                     continue
                 citation = _citation(n, hit.chunk, match, False)

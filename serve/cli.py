@@ -196,6 +196,44 @@ def ask(
     err.print(f"model {answer.model}; {timings}")
 
 
+@app.command()
+def chat(
+    user: Annotated[str, typer.Option("--user", "-u", help="Who is asking.")] = "cli",
+    group: GroupOpt = None,
+) -> None:
+    """Ask questions one per line (stdin); a follow-up is read in the light of earlier turns."""
+    from serve.answer import Turn
+
+    principal = Principal(user_id=user, groups=tuple(group or ()))
+
+    def work() -> None:
+        history: list[Turn] = []
+        with _container() as c:
+            interactive = sys.stdin.isatty()
+            while True:
+                if interactive:
+                    err.print("? ", end="")
+                line = sys.stdin.readline()
+                if not line:
+                    return
+                question = line.strip()
+                if not question:
+                    continue
+                try:
+                    answer = c.answerer.answer(question, principal, history)
+                except InputError as exc:
+                    err.print(f"error: {exc}")
+                    continue
+                if answer.standalone_question != question:
+                    out.print(f"(read as: {answer.standalone_question})")
+                for text in answer_lines(answer):
+                    out.print(text)
+                out.print("")
+                history.append(Turn(question, answer.text))
+
+    _run(work)
+
+
 @eval_app.command("answers")
 def eval_answers(
     clapnq: Annotated[Path, typer.Option("--clapnq", help="The ClapNQ folder (answerable/unanswerable).")],

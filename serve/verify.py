@@ -135,5 +135,20 @@ class Verifier:
             out.append(best)
         return out
 
+    def best_per_passage(self, sentence: str, index: PassageIndex) -> list[Match | None]:
+        """The best span of each passage for one sentence (one embedding, not one per passage)."""
+        vector = self.embedder.embed([strip_markers(sentence)])[0]
+        terms = set(self.terms(sentence))
+        numbers = set(_NUMBER.findall(sentence))
+        cosines = index.vectors @ vector if len(index.spans) else np.zeros(0)
+        out: list[Match | None] = [None] * len(index.chunks)
+        for i, (p, s, e) in enumerate(index.spans):
+            overlap = len(terms & index.terms[i]) / len(terms) if terms else 0.0
+            match = Match(p, s, e, float(cosines[i]), overlap, numbers <= index.numbers[i])
+            current = out[p]
+            if current is None or match.score > current.score:
+                out[p] = match
+        return out
+
     def supports(self, match: Match | None) -> bool:
         return match is not None and match.score >= self.min_support

@@ -98,3 +98,18 @@ def test_ask_errors_are_one_line_and_exit_codes(cli_env):
     assert failed.returncode == 1, failed.stdout
     assert "unavailable: the model server" in failed.stderr and "Traceback" not in failed.stderr
     assert failed.stdout == ""
+
+
+def test_chat_reads_a_follow_up_in_the_light_of_the_conversation(samples, cli_env):
+    assert run(cli_env, "ingest", str(samples["finance"]), "--group", "finance").returncode == 0
+    env = {**cli_env, "ENCLAVE_ANSWER__MODE": "extractive"}
+    done = subprocess.run(
+        [str(ENCLAVE), "chat", "-g", "finance"],
+        input="What does the travel policy say about hotels?\n\nAnd what about meals?\n",
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.split("\n\n", 1)
+    assert "180 euros" in first
+    assert "(read as: What does the travel policy say about hotels? And what about meals?)" in second
+    assert "60 euros per day" in second
