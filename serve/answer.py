@@ -323,14 +323,14 @@ class Answerer:
         lines = [REFUSAL]
         if hits:
             lines.append("Closest passages:")
-            matches = self.verifier.best_per_passage(standalone, index)
-            for n, (hit, match) in enumerate(zip(hits[:3], matches, strict=False), 1):
+            matches = self.verifier.best_per_passage(standalone, index, _MIN_ANSWER_WORDS)
+            for hit, match in zip(hits[:3], matches, strict=False):
                 if match is None:
                     continue
-                citation = _citation(n, hit.chunk, match, False)
+                citation = _citation(len(closest) + 1, hit.chunk, match, False)
                 closest.append(citation)
                 page = f", page {citation.page}" if citation.page else ""
-                lines.append(f'[{n}] {citation.source}{page}: "{_short(citation.quote)}"')
+                lines.append(f'[{citation.n}] {citation.source}{page}: "{_short(citation.quote)}"')
         checks = tuple(
             SentenceCheck(
                 s.text, (), s.supported, round(s.match.score, 4) if s.match else 0.0, s.attributed, False

@@ -183,15 +183,8 @@ def ask(
     if as_json:
         out.print_json(data=answer_json(answer, checks=verbose))
         return
-    for line in answer_lines(answer):
+    for line in answer_lines(answer, checks=verbose):
         out.print(line)
-    if verbose:
-        out.print("")
-        for check in answer.checks:
-            state = "supported" if check.supported else "UNSUPPORTED"
-            extra = ", attributed" if check.attributed else ""
-            extra += "" if check.kept else ", dropped"
-            out.print(f"  {state} ({check.score:.2f}{extra}): {check.text}")
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in answer.timings.items())
     err.print(f"model {answer.model}; {timings}")
 
@@ -363,7 +356,7 @@ def demo() -> None:
                 who = f"{principal.user_id} (groups: {', '.join(principal.groups) or 'none'})"
                 out.print(f"\nask {question!r} as {who}", style="bold")
                 answer = c.answerer.answer(question, principal)
-                for line in answer_lines(answer, quote_chars=160):
+                for line in answer_lines(answer, quote_chars=160, checks=True):
                     out.print(f"  {line}" if line else "")
 
     _run(work)

@@ -35,8 +35,9 @@ def answer_json(answer: Answer, *, checks: bool = False) -> dict[str, Any]:
     return data
 
 
-def answer_lines(answer: Answer, quote_chars: int = 200) -> list[str]:
-    lines = [answer.text]
+def answer_lines(answer: Answer, quote_chars: int = 200, checks: bool = False) -> list[str]:
+    """The answer, its sources with their quotes, and optionally every sentence's check."""
+    lines = answer.text.splitlines()
     if answer.citations and not answer.refused:
         lines.append("")
         lines.append("Sources:")
@@ -48,4 +49,12 @@ def answer_lines(answer: Answer, quote_chars: int = 200) -> list[str]:
                 quote = quote[: quote_chars - 1] + "…"
             lines.append(f"[{c.n}] {c.source}{page}, characters {c.start}-{c.end}{mark}")
             lines.append(f'    "{quote}"')
+    if checks and answer.checks:
+        lines.append("")
+        lines.append("Checks of the model's sentences:")
+        for check in answer.checks:
+            state = "supported" if check.supported else "UNSUPPORTED"
+            extra = ", citation attached by verification" if check.attributed else ""
+            extra += "" if check.kept else ", dropped"
+            lines.append(f"  {state} ({check.score:.2f}{extra}): {check.text}")
     return lines

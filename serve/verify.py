@@ -73,6 +73,8 @@ class Verifier:
         self.embedder = embedder
         self.terms = terms
         self.min_support = min_support
+        # Words about the task, not the world ("The answer is: 28 days."): no claim to check.
+        self._meta = set(terms("answer answers passage passages question document documents"))
 
     def index(self, chunks: Sequence[Chunk]) -> PassageIndex:
         spans: list[tuple[int, int, int]] = []
@@ -118,7 +120,7 @@ class Verifier:
         plain = [strip_markers(s) for s in sentences]
         vectors = self.embedder.embed(plain)
         allowed = None if among is None else set(among)
-        given = set(self.terms(question)) if question else set()
+        given = self._meta | (set(self.terms(question)) if question else set())
         out: list[Match | None] = []
         for text, vector in zip(plain, vectors, strict=True):
             terms = set(self.terms(text)) - given
@@ -135,14 +137,21 @@ class Verifier:
             out.append(best)
         return out
 
-    def best_per_passage(self, sentence: str, index: PassageIndex) -> list[Match | None]:
-        """The best span of each passage for one sentence (one embedding, not one per passage)."""
+    def best_per_passage(
+        self, sentence: str, index: PassageIndex, min_words: int = 0
+    ) -> list[Match | None]:
+        """The best span of each passage for one sentence (one embedding, not one per passage).
+
+        ``min_words`` skips shorter spans (headings), where a span is shown to a reader.
+        """
         vector = self.embedder.embed([strip_markers(sentence)])[0]
         terms = set(self.terms(sentence))
         numbers = set(_NUMBER.findall(sentence))
         cosines = index.vectors @ vector if len(index.spans) else np.zeros(0)
         out: list[Match | None] = [None] * len(index.chunks)
         for i, (p, s, e) in enumerate(index.spans):
+            if min_words and len(index.chunks[p].text[s:e].split()) < min_words:
+                continue
             overlap = len(terms & index.terms[i]) / len(terms) if terms else 0.0
             match = Match(p, s, e, float(cosines[i]), overlap, numbers <= index.numbers[i])
             current = out[p]
