@@ -198,8 +198,9 @@ def support_sweep(clapnq: Path, embedder: Any = None) -> dict[str, Any]:
             continue
         index = verifier.index([chunks[i], chunks[int(similar[i].argmax())]])
         question = row["input"]
-        positive += [m.score if m else 0.0 for m in verifier.rank(sentences, index, [0], question)]
-        negative += [m.score if m else 0.0 for m in verifier.rank(sentences, index, [1], question)]
+        for row in verifier.grid(sentences, index, question):
+            positive.append(row[0].score if row[0] else 0.0)
+            negative.append(row[1].score if row[1] else 0.0)
     table = []
     for step in range(30, 81, 5):
         t = step / 100

@@ -28,7 +28,7 @@ from core.types import Answer, Chunk, Citation, Hit, Principal, SentenceCheck
 from retrieval.search import Searcher
 from serve import prompt
 from serve.sentences import answer_sentences, markers, split_sentences, strip_markers
-from serve.verify import Match, PassageIndex, Verifier
+from serve.verify import Match, PassageIndex, Verifier, pick
 
 REFUSAL = "The documents you can access do not answer this question."
 EXTRACTIVE_MODEL = "extractive"
@@ -194,11 +194,12 @@ class Answerer:
         plain = [strip_markers(s) for s in raw]
         cited = [[n for n in markers(s) if 1 <= n <= passages] for s in raw]
         # Each sentence against its own citations, and against every passage the model saw
-        # for post-hoc attribution: two batched passes over the embedding model.
-        anywhere = self.verifier.rank(plain, index, range(passages), question)
+        # for post-hoc attribution: one batched pass over the embedding model.
+        grid = self.verifier.grid(plain, index, question)
         out: list[_Sentence] = []
-        for sentence, ns, best in zip(plain, cited, anywhere, strict=True):
-            own = self.verifier.best(sentence, index, [n - 1 for n in ns], question) if ns else None
+        for sentence, ns, row in zip(plain, cited, grid, strict=True):
+            best = pick(row, range(passages))
+            own = pick(row, [n - 1 for n in ns]) if ns else None
             if own is not None and self.verifier.supports(own):
                 out.append(_Sentence(sentence, ns, own, True, False))
             elif best is not None and self.verifier.supports(best):
@@ -225,7 +226,7 @@ class Answerer:
             return []
         unique = list(dict.fromkeys(questions))
         qvectors = self.verifier.embedder.embed(unique)
-        vectors = self.verifier.embedder.embed(texts)
+        vectors = index.sentence_vectors(candidates, self.verifier.embedder)
         qterms = [set(self.verifier.terms(q)) for q in unique]
         scores = []
         for i, text in enumerate(texts):

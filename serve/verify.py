@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +49,23 @@ class PassageIndex:
     vectors: npt.NDArray[np.float32]
     terms: list[set[str]]
     numbers: list[set[str]]
+
+    def sentence_vectors(
+        self, spans: Sequence[tuple[int, int, int]], embedder: Embedder
+    ) -> npt.NDArray[np.float32]:
+        """Vectors of passage sentences: the index's own where it embedded them whole."""
+        row = {span: i for i, span in enumerate(self.spans)}
+        out = np.zeros((len(spans), self.vectors.shape[1]), np.float32)
+        missing = []
+        for j, (p, s, e) in enumerate(spans):
+            if (p, s, e) in row and e - s <= _MAX_SPAN_CHARS:
+                out[j] = self.vectors[row[(p, s, e)]]
+            else:
+                missing.append(j)
+        if missing:
+            texts = [self.chunks[spans[j][0]].text[spans[j][1] : spans[j][2]] for j in missing]
+            out[missing] = embedder.embed(texts)
+        return out
 
     def subset(self, positions: Sequence[int]) -> PassageIndex:
         """The index of some of the passages, renumbered in the order given."""
@@ -109,55 +126,61 @@ class Verifier:
         among: Sequence[int] | None = None,
         question: str = "",
     ) -> list[Match | None]:
-        """Best spans for ``sentences``.
+        """Best spans for ``sentences``, within passages ``among`` (all if None)."""
+        return [pick(row, among) for row in self.grid(sentences, index, question)]
+
+    def grid(
+        self, sentences: Sequence[str], index: PassageIndex, question: str = ""
+    ) -> list[list[Match | None]]:
+        """For each sentence, its best span in each passage: one embedding pass for all.
 
         With ``question``, the sentence's terms that merely repeat the question do not count
         towards the overlap: "The real name of X is Y" must find Y in the span, not X. A
         sentence that only restates the question has nothing left to support.
         """
+        given = self._meta | (set(self.terms(question)) if question else set())
+        return self._grid(sentences, index, given)
+
+    def best_per_passage(self, sentence: str, index: PassageIndex, min_words: int = 0) -> list[Match | None]:
+        """The best span of each passage for one sentence, every term counting.
+
+        ``min_words`` skips shorter spans (headings), where a span is shown to a reader.
+        """
+        return self._grid([sentence], index, set(), min_words)[0]
+
+    def _grid(
+        self, sentences: Sequence[str], index: PassageIndex, given: set[str], min_words: int = 0
+    ) -> list[list[Match | None]]:
         if not sentences:
             return []
         plain = [strip_markers(s) for s in sentences]
         vectors = self.embedder.embed(plain)
-        allowed = None if among is None else set(among)
-        given = self._meta | (set(self.terms(question)) if question else set())
-        out: list[Match | None] = []
+        out: list[list[Match | None]] = []
         for text, vector in zip(plain, vectors, strict=True):
             terms = set(self.terms(text)) - given
             numbers = set(_NUMBER.findall(text))
             cosines = index.vectors @ vector if len(index.spans) else np.zeros(0)
-            best: Match | None = None
+            row: list[Match | None] = [None] * len(index.chunks)
             for i, (p, s, e) in enumerate(index.spans):
-                if allowed is not None and p not in allowed:
+                if min_words and len(index.chunks[p].text[s:e].split()) < min_words:
                     continue
                 overlap = len(terms & index.terms[i]) / len(terms) if terms else 0.0
                 match = Match(p, s, e, float(cosines[i]), overlap, numbers <= index.numbers[i])
-                if best is None or match.score > best.score:
-                    best = match
-            out.append(best)
-        return out
-
-    def best_per_passage(
-        self, sentence: str, index: PassageIndex, min_words: int = 0
-    ) -> list[Match | None]:
-        """The best span of each passage for one sentence (one embedding, not one per passage).
-
-        ``min_words`` skips shorter spans (headings), where a span is shown to a reader.
-        """
-        vector = self.embedder.embed([strip_markers(sentence)])[0]
-        terms = set(self.terms(sentence))
-        numbers = set(_NUMBER.findall(sentence))
-        cosines = index.vectors @ vector if len(index.spans) else np.zeros(0)
-        out: list[Match | None] = [None] * len(index.chunks)
-        for i, (p, s, e) in enumerate(index.spans):
-            if min_words and len(index.chunks[p].text[s:e].split()) < min_words:
-                continue
-            overlap = len(terms & index.terms[i]) / len(terms) if terms else 0.0
-            match = Match(p, s, e, float(cosines[i]), overlap, numbers <= index.numbers[i])
-            current = out[p]
-            if current is None or match.score > current.score:
-                out[p] = match
+                current = row[p]
+                if current is None or match.score > current.score:
+                    row[p] = match
+            out.append(row)
         return out
 
     def supports(self, match: Match | None) -> bool:
         return match is not None and match.score >= self.min_support
+
+
+def pick(row: Sequence[Match | None], among: Iterable[int] | None = None) -> Match | None:
+    """The best of one sentence's per-passage matches, within passages ``among`` (all if None)."""
+    best: Match | None = None
+    for p in range(len(row)) if among is None else sorted(set(among)):
+        match = row[p] if 0 <= p < len(row) else None
+        if match is not None and (best is None or match.score > best.score):
+            best = match
+    return best
