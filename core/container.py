@@ -10,12 +10,23 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from core.db import Database
 from core.errors import ConfigError
-from core.ports import Embedder, FakeEmbedder, FakeGenerator, Generator, SparseEncoder, VectorStore
+from core.jobs import JobBook
+from core.ports import (
+    Embedder,
+    FakeEmbedder,
+    FakeGenerator,
+    Generator,
+    JobQueue,
+    SparseEncoder,
+    VectorStore,
+)
 from core.registry import Registry
 from core.settings import Settings
 
 if TYPE_CHECKING:
+    from ingest.jobs import JobRunner
     from ingest.pipeline import Ingestor
     from retrieval.search import Searcher
     from serve.answer import Answerer
@@ -30,6 +41,7 @@ class Container:
         generator: Generator | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        self._job_runner: JobRunner | None = None
         # Tests share one loaded model across containers; loading costs seconds.
         if embedder is not None:
             self.__dict__["embedder"] = embedder
@@ -43,10 +55,45 @@ class Container:
         return path
 
     @cached_property
-    def registry(self) -> Registry:
+    def database(self) -> Database:
         if self.settings.database_url is None:
             self.data_dir  # noqa: B018 - the SQLite file lives there
-        return Registry(self.settings.resolved_database_url)
+        return Database(self.settings.resolved_database_url)
+
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry(self.database)
+
+    @cached_property
+    def jobs(self) -> JobBook:
+        return JobBook(self.database)
+
+    @cached_property
+    def queue(self) -> JobQueue:
+        match self.settings.jobs.mode:
+            case "celery":
+                from workers.app import create_celery
+                from workers.queue import CeleryQueue
+
+                return CeleryQueue(create_celery(self.settings))
+            case "inline":
+                from ingest.jobs import InlineQueue
+
+                return InlineQueue()
+        raise ConfigError(f"unknown jobs mode {self.settings.jobs.mode!r}")
+
+    def job_runner(self, timeouts: tuple[type[BaseException], ...] = ()) -> JobRunner:
+        if self._job_runner is None:
+            from ingest.jobs import InlineQueue, JobRunner
+
+            runner = JobRunner(
+                self.settings.jobs, self.jobs, self.queue, lambda: self.ingestor,
+                timeouts=timeouts, upload_dir=self.settings.resolved_upload_dir,
+            )
+            if isinstance(self.queue, InlineQueue):
+                self.queue.runner = runner
+            self._job_runner = runner
+        return self._job_runner
 
     @cached_property
     def store(self) -> VectorStore:
@@ -55,7 +102,9 @@ class Container:
             case "edge":
                 from retrieval.edge_store import EdgeStore
 
-                return EdgeStore(self.data_dir / "qdrant-edge" / q.collection, q.lock_wait_s)
+                return EdgeStore(
+                    self.data_dir / "qdrant-edge" / q.collection, q.lock_wait_s, q.hold_open
+                )
             case "server":
                 from retrieval.client_store import ClientStore
 
@@ -142,8 +191,13 @@ class Container:
             self.settings.answer, self.settings.llm, self.searcher, verifier, lambda: self.generator
         )
 
+    def forget_connections(self) -> None:
+        """After a fork: let go of the parent's pooled database connections, untouched."""
+        if "database" in self.__dict__:
+            self.database.engine.dispose(close=False)
+
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
-        if "registry" in self.__dict__:
-            self.registry.close()
+        if "database" in self.__dict__:
+            self.database.close()

@@ -11,6 +11,7 @@ import hashlib
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -92,7 +93,23 @@ class VectorStore(Protocol):
 
     def set_access(self, doc_id: str, groups: Sequence[str]) -> None: ...
 
+    def session(self) -> AbstractContextManager[None]:
+        """Group operations: the embedded store opens once for the block (a server: no-op)."""
+        ...
+
     def close(self) -> None: ...
+
+
+class JobQueue(Protocol):
+    """Where job work goes: Celery's broker (workers/queue.py) or this process (inline)."""
+
+    def send_plan(self, job_id: str) -> None:
+        """Walk a job's folders into items."""
+        ...
+
+    def send_item(self, item_id: int) -> None:
+        """Ingest one item of a job."""
+        ...
 
 
 # One chat message: {"role": "system" | "user" | "assistant", "content": "..."}.

@@ -12,8 +12,7 @@ see chunks of active versions (search checks), so they never see both versions o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,15 +23,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
     func,
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from core.db import Base, Database
 from core.errors import RegistryError
 
 PENDING, ACTIVE, SUPERSEDED, PURGED, FAILED = "pending", "active", "superseded", "purged", "failed"
@@ -40,10 +37,6 @@ PENDING, ACTIVE, SUPERSEDED, PURGED, FAILED = "pending", "active", "superseded",
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class DocumentRow(Base):
@@ -104,33 +97,18 @@ class Stale:
 
 
 class Registry:
-    def __init__(self, url: str) -> None:
-        try:
-            self.engine: Engine = create_engine(url, future=True)
-            if url.startswith("sqlite"):
-                event.listen(self.engine, "connect", _sqlite_pragmas)
-            Base.metadata.create_all(self.engine)
-        except SQLAlchemyError as exc:
-            raise RegistryError(f"cannot open the registry database: {exc}") from exc
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+    def __init__(self, db: Database | str) -> None:
+        self.db = db if isinstance(db, Database) else Database(db)
+        self._owns_db = not isinstance(db, Database)
+        self._session = self.db.session
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        session = self._sessions()
-        try:
-            yield session
-            session.commit()
-        except SQLAlchemyError as exc:
-            session.rollback()
-            raise RegistryError(f"registry database: {exc}") from exc
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+    @property
+    def engine(self) -> Engine:
+        return self.db.engine
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self._owns_db:
+            self.db.close()
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -167,11 +145,12 @@ class Registry:
             ).all()
             return {doc_id: count for doc_id, count in rows}
 
-    def stale_versions(self) -> list[Stale]:
+    def stale_versions(self, doc_id: str | None = None) -> list[Stale]:
+        query = select(VersionRow).where(VersionRow.status.in_((PENDING, SUPERSEDED)))
+        if doc_id is not None:
+            query = query.where(VersionRow.doc_id == doc_id)
         with self._session() as s:
-            rows = s.scalars(
-                select(VersionRow).where(VersionRow.status.in_((PENDING, SUPERSEDED)))
-            ).all()
+            rows = s.scalars(query).all()
             return [Stale(r.doc_id, r.version, r.status) for r in rows]
 
     def totals(self) -> dict[str, int]:
@@ -319,11 +298,3 @@ class Registry:
             updated_at=row.updated_at,
         )
 
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-    cursor = dbapi_connection.cursor()
-    # WAL lets a search read while an ingest writes; foreign keys are off by default in SQLite.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()

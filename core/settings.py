@@ -25,6 +25,10 @@ class QdrantSettings(BaseModel):
     timeout_s: float = 30.0
     # How long a process waits for the embedded store another process holds open.
     lock_wait_s: float = Field(default=10.0, ge=0)
+    # edge only. True: a process opens the store once and keeps it (fastest; one process at
+    # a time). False: each operation opens it and closes it again, so several processes
+    # (workers, serve) take turns; `enclave worker` and `enclave serve` turn this off.
+    hold_open: bool = True
 
     @model_validator(mode="after")
     def _url_means_server(self) -> QdrantSettings:
@@ -121,6 +125,54 @@ class AnswerSettings(BaseModel):
     history_turns: int = Field(default=3, ge=0, le=20)
 
 
+class JobsSettings(BaseModel):
+    # celery: jobs run on `enclave worker` processes through the broker (default).
+    # inline: the submitting process runs the job itself; no broker, no worker.
+    mode: Literal["celery", "inline"] = "celery"
+    # Redis by default; RabbitMQ works too (amqp://guest:guest@127.0.0.1:5672//).
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    # Task results are not needed (the database holds every outcome); set to keep them.
+    result_backend: str | None = None
+    queue: str = "enclave"
+    # Folders that jobs may read; a path outside them (symlinks resolved) is refused.
+    # Empty: the admin API refuses every path and accepts uploads only.
+    allowed_roots: list[Path] = Field(default_factory=list)
+    # Items one job may have in the broker at once: a 100k-file job never floods the
+    # queue, and a small job submitted after it starts within this many documents.
+    window: int = Field(default=4, ge=1, le=1000)
+    # Per document: the soft limit fails it with a reason, the hard limit kills its process.
+    soft_time_limit_s: float = Field(default=600.0, gt=0)
+    time_limit_s: float = Field(default=660.0, gt=0)
+    # Transient errors (store or database unavailable): retries with exponential backoff.
+    max_retries: int = Field(default=5, ge=0)
+    retry_backoff_s: float = Field(default=2.0, gt=0)
+    retry_backoff_max_s: float = Field(default=120.0, gt=0)
+    # A document whose worker was lost this many times (killed, out of memory, over the
+    # hard limit) is failed and dead-lettered rather than tried forever.
+    max_attempts: int = Field(default=3, ge=1)
+    # A running item beats this often; one silent for stale_after_s lost its worker and is
+    # queued again.
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    stale_after_s: float = Field(default=30.0, gt=0)
+    # Where uploads to the admin API are kept (default: <data dir>/uploads).
+    upload_dir: Path | None = None
+    max_upload_mb: float = Field(default=100.0, gt=0)
+    # Rows written per database transaction while a job's folders are walked.
+    plan_batch: int = Field(default=500, ge=1)
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> JobsSettings:
+        if self.time_limit_s <= self.soft_time_limit_s:
+            raise ValueError("ENCLAVE_JOBS__TIME_LIMIT_S must exceed SOFT_TIME_LIMIT_S")
+        return self
+
+
+class ServeSettings(BaseModel):
+    # Loopback only until the query service brings authentication.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ENCLAVE_", env_nested_delimiter="__", extra="ignore"
@@ -136,10 +188,16 @@ class Settings(BaseSettings):
     search: SearchSettings = SearchSettings()
     llm: LlmSettings = LlmSettings()
     answer: AnswerSettings = AnswerSettings()
+    jobs: JobsSettings = JobsSettings()
+    serve: ServeSettings = ServeSettings()
 
     @cached_property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_upload_dir(self) -> Path:
+        return (self.jobs.upload_dir or self.resolved_data_dir / "uploads").expanduser().resolve()
 
     @property
     def resolved_database_url(self) -> str:

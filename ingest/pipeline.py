@@ -173,52 +173,63 @@ class Ingestor:
         self, document: Document, parsed: ParsedDocument, chunks: list[Chunk], times: StageTimes
     ) -> None:
         doc_id, version = document.doc_id, document.version_sha256
-        self.registry.begin_version(doc_id, document.source, version, parsed.title, parsed.page_count)
-        try:
-            now = datetime.now(UTC)
-            batch = self.settings.ingest.upsert_batch
-            for i in range(0, len(chunks), batch):
-                part = chunks[i : i + batch]
-                texts = [c.embedding_text() for c in part]
-                started = time.perf_counter()
-                dense = self.embedder.embed(texts)
-                sparse = [self.sparse.encode_document(t) for t in texts]
-                times.embed += time.perf_counter() - started
-                started = time.perf_counter()
-                self.store.upsert(
-                    [
-                        StoredChunk(c, document, parsed.title, d.tolist(), s, now)
-                        for c, d, s in zip(part, dense, sparse, strict=True)
-                    ]
-                )
-                times.store += time.perf_counter() - started
+        # Every vector first, then the writes in one store session: a store that several
+        # processes share (see EdgeStore.hold_open) is held only for the writes.
+        now = datetime.now(UTC)
+        points: list[StoredChunk] = []
+        batch = self.settings.ingest.upsert_batch
+        for i in range(0, len(chunks), batch):
+            part = chunks[i : i + batch]
+            texts = [c.embedding_text() for c in part]
             started = time.perf_counter()
-            stored = self.store.count(doc_id, version)
-            if stored != len(chunks):
-                raise StoreError(f"wrote {len(chunks)} chunks of {document.source} but found {stored}")
-            previous = self.registry.activate(doc_id, version, len(chunks), document.acl, parsed.title)
-            if previous:
-                self.store.delete(doc_id, previous)
-                self.registry.mark_purged(doc_id, previous)
-            times.store += time.perf_counter() - started
-        except BaseException:
-            # Leave nothing half-written; if even this fails, the next run's repair will.
+            dense = self.embedder.embed(texts)
+            sparse = [self.sparse.encode_document(t) for t in texts]
+            times.embed += time.perf_counter() - started
+            points.extend(
+                StoredChunk(c, document, parsed.title, d.tolist(), s, now)
+                for c, d, s in zip(part, dense, sparse, strict=True)
+            )
+        started = time.perf_counter()
+        self.registry.begin_version(doc_id, document.source, version, parsed.title, parsed.page_count)
+        with self.store.session():
             try:
-                self.store.delete(doc_id, version)
-                self.registry.mark_purged(doc_id, version)
-            except Exception:
-                log.exception("cleanup of %s failed; the next run repairs it", document.source)
-            raise
+                for i in range(0, len(points), batch):
+                    self.store.upsert(points[i : i + batch])
+                stored = self.store.count(doc_id, version)
+                if stored != len(chunks):
+                    raise StoreError(
+                        f"wrote {len(chunks)} chunks of {document.source} but found {stored}"
+                    )
+                previous = self.registry.activate(
+                    doc_id, version, len(chunks), document.acl, parsed.title
+                )
+                if previous:
+                    self.store.delete(doc_id, previous)
+                    self.registry.mark_purged(doc_id, previous)
+            except BaseException:
+                # Leave nothing half-written; if even this fails, the next run's repair will.
+                try:
+                    self.store.delete(doc_id, version)
+                    self.registry.mark_purged(doc_id, version)
+                except Exception:
+                    log.exception("cleanup of %s failed; the next run repairs it", document.source)
+                raise
+        times.store += time.perf_counter() - started
 
     # -- keeping the registry and the store in agreement -------------------------------------
 
-    def repair(self) -> int:
-        """Remove what an interrupted run left behind; returns how many versions it cleaned."""
-        stale = self.registry.stale_versions()
-        for item in stale:
-            self.store.delete(item.doc_id, item.version)
-            self.registry.mark_purged(item.doc_id, item.version)
+    def repair(self, doc_id: str | None = None) -> int:
+        """Remove what an interrupted run left behind; returns how many versions it cleaned.
+
+        ``doc_id``: only that document's leftovers. A worker repairs just the document it
+        is about to ingest, never another worker's write in progress.
+        """
+        stale = self.registry.stale_versions(doc_id)
         if stale:
+            with self.store.session():
+                for item in stale:
+                    self.store.delete(item.doc_id, item.version)
+                    self.registry.mark_purged(item.doc_id, item.version)
             log.warning("repaired %d versions left by an interrupted run", len(stale))
         return len(stale)
 
@@ -243,6 +254,16 @@ class Ingestor:
         )
         if info is None:
             raise NotFound(f"no document {ref!r}")
+        return self._delete(info)
+
+    def delete_id(self, doc_id: str) -> DocumentInfo:
+        """Remove a document everywhere, by doc_id only (what the admin API accepts)."""
+        info = self.registry.get(doc_id)
+        if info is None:
+            raise NotFound(f"no document {doc_id!r}")
+        return self._delete(info)
+
+    def _delete(self, info: DocumentInfo) -> DocumentInfo:
         self.registry.deactivate(info.doc_id)
         self.store.delete(info.doc_id)
         self.registry.remove(info.doc_id)

@@ -6,6 +6,7 @@ Server deployments use this; the embedded default is :mod:`retrieval.edge_store`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from core.errors import StoreError
@@ -65,6 +66,10 @@ class ClientStore:
         except Exception as exc:
             raise StoreError(f"Qdrant: cannot prepare collection {self.collection!r}: {exc}") from exc
         self._ready = True
+
+    def session(self) -> AbstractContextManager[None]:
+        # A server takes every call as it comes; nothing to hold open.
+        return nullcontext()
 
     def close(self) -> None:
         self.client.close()

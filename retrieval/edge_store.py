@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,21 @@ _FACET_LIMIT = 10_000_000
 
 
 class EdgeStore:
-    """One process at a time: the engine locks its directory while it is open.
+    """Qdrant's engine in a directory, which it locks while it is open.
 
-    Another process that opens it waits up to ``lock_wait_s`` and then fails with a
-    clear message; deployments that need several processes use a Qdrant server.
+    ``hold_open=True``: the first operation opens the store and this process keeps it
+    (fastest; another process that opens it waits up to ``lock_wait_s`` and then fails
+    with a clear message). ``hold_open=False``: every operation, or every
+    :meth:`session` block, opens it and closes it again, so several processes (workers,
+    the API) take turns at it, each waiting up to ``lock_wait_s`` for its turn.
     """
 
-    def __init__(self, path: Path, lock_wait_s: float = 10.0) -> None:
+    def __init__(self, path: Path, lock_wait_s: float = 10.0, hold_open: bool = True) -> None:
         self.path = path
         self.lock_wait_s = lock_wait_s
+        self.hold_open = hold_open
         self._shard: Any = None
+        self._ready = False
         # One shard object per process; its calls are not meant to interleave.
         self._lock = threading.RLock()
 
@@ -40,26 +46,50 @@ class EdgeStore:
         import qdrant_edge as qe
 
         with self._lock:
-            if self._shard is not None:
+            if self._ready:
                 return
             config = qe.EdgeConfig(
                 vectors={schema.DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
                 sparse_vectors={schema.SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
             )
             try:
-                if (self.path / "edge_config.json").exists() or _has_segments(self.path):
-                    self._shard = self._load_waiting()
-                else:
+                if not self._exists():
                     self.path.mkdir(parents=True, exist_ok=True)
-                    self._shard = qe.EdgeShard.create(str(self.path), config)
+                    shard = qe.EdgeShard.create(str(self.path), config)
                     for field, kind in schema.INDEXED_FIELDS.items():
-                        self._shard.update(
+                        shard.update(
                             qe.UpdateOperation.create_field_index(field, _schema_type(kind))
                         )
-            except StoreError:
-                raise
+                    shard.flush()
+                    shard.close()
             except Exception as exc:
-                raise StoreError(f"cannot open the embedded Qdrant store at {self.path}: {exc}") from exc
+                raise StoreError(f"cannot create the embedded Qdrant store at {self.path}: {exc}") from exc
+            self._ready = True
+            if self.hold_open:
+                self._shard = self._load_waiting()
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Keep the store open for a block of operations (one open instead of many)."""
+        with self._lock:
+            if self._shard is not None:
+                yield
+                return
+            if not self._ready and not self._exists():
+                raise StoreError("the embedded store is not open: call ensure_collection first")
+            self._shard = self._load_waiting()
+            try:
+                yield
+            finally:
+                if not self.hold_open:
+                    shard, self._shard = self._shard, None
+                    try:
+                        shard.flush()
+                    finally:
+                        shard.close()
+
+    def _exists(self) -> bool:
+        return (self.path / "edge_config.json").exists() or _has_segments(self.path)
 
     def _load_waiting(self) -> Any:
         import qdrant_edge as qe
@@ -70,7 +100,7 @@ class EdgeStore:
                 return qe.EdgeShard.load(str(self.path))
             except Exception as exc:
                 if "WouldBlock" not in str(exc):
-                    raise
+                    raise StoreError(f"cannot open the embedded Qdrant store at {self.path}: {exc}") from exc
                 if time.monotonic() >= deadline:
                     raise StoreError(
                         f"the embedded Qdrant store at {self.path} is in use by another enclave "
@@ -78,7 +108,7 @@ class EdgeStore:
                         "process at a time; for concurrent use run a Qdrant server and set "
                         "ENCLAVE_QDRANT__URL."
                     ) from exc
-                time.sleep(0.2)
+                time.sleep(0.05)
 
     def close(self) -> None:
         with self._lock:
@@ -86,11 +116,6 @@ class EdgeStore:
                 self._shard.flush()
                 self._shard.close()
                 self._shard = None
-
-    def _shard_or_fail(self) -> Any:
-        if self._shard is None:
-            raise StoreError("the embedded store is not open: call ensure_collection first")
-        return self._shard
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -112,14 +137,14 @@ class EdgeStore:
             )
             for p in points
         ]
-        with self._lock:
+        with self.session():
             self._call(lambda s: s.update(qe.UpdateOperation.upsert_points(batch)))
             self._call(lambda s: s.flush())
 
     def delete(self, doc_id: str, version: str | None = None) -> None:
         import qdrant_edge as qe
 
-        with self._lock:
+        with self.session():
             self._call(
                 lambda s: s.update(
                     qe.UpdateOperation.delete_points_by_filter(_doc_filter(doc_id, version))
@@ -131,7 +156,7 @@ class EdgeStore:
         import qdrant_edge as qe
 
         payload = {"groups": schema.stored_groups(groups), "public": not groups}
-        with self._lock:
+        with self.session():
             self._call(
                 lambda s: s.update(
                     qe.UpdateOperation.set_payload_by_filter(_doc_filter(doc_id, None), payload)
@@ -175,12 +200,12 @@ class EdgeStore:
         request = qe.QueryRequest(
             limit=limit, prefetches=prefetches, query=fuse, filter=access, with_payload=True
         )
-        with self._lock:
+        with self.session():
             points = self._call(lambda s: s.query(request))
         return [Hit(schema.chunk_of(str(p.id), p.payload or {}), float(p.score)) for p in points]
 
     def retrieve(self, chunk_ids: Sequence[str]) -> list[Chunk]:
-        with self._lock:
+        with self.session():
             records = self._call(lambda s: s.retrieve(list(chunk_ids), with_payload=True, with_vector=False))
         return [schema.chunk_of(str(r.id), r.payload or {}) for r in records]
 
@@ -188,14 +213,14 @@ class EdgeStore:
         import qdrant_edge as qe
 
         flt = _doc_filter(doc_id, version) if doc_id else None
-        with self._lock:
+        with self.session():
             return int(self._call(lambda s: s.count(qe.CountRequest(filter=flt, exact=True))))
 
     def doc_counts(self) -> dict[str, int]:
         import qdrant_edge as qe
 
         request = qe.FacetRequest(key="doc_id", limit=_FACET_LIMIT, exact=True)
-        with self._lock:
+        with self.session():
             response = self._call(lambda s: s.facet(request))
         # The edge facet keeps values of deleted points with a count of 0; a server does not.
         return {str(hit.value): int(hit.count) for hit in response.hits if hit.count > 0}
@@ -206,16 +231,16 @@ class EdgeStore:
         request = qe.FacetRequest(
             key="version", limit=_FACET_LIMIT, exact=True, filter=_doc_filter(doc_id, None)
         )
-        with self._lock:
+        with self.session():
             response = self._call(lambda s: s.facet(request))
         return {str(hit.value) for hit in response.hits if hit.count > 0}
 
     def _call(self, fn: Any) -> Any:
-        shard = self._shard_or_fail()
-        try:
-            return fn(shard)
-        except Exception as exc:
-            raise StoreError(f"embedded Qdrant store: {exc}") from exc
+        with self.session():
+            try:
+                return fn(self._shard)
+            except Exception as exc:
+                raise StoreError(f"embedded Qdrant store: {exc}") from exc
 
 
 def _has_segments(path: Path) -> bool:

@@ -6,23 +6,26 @@ Exit codes: 0 success; 1 a backend (store, database) is unavailable; 2 a usage e
 
 from __future__ import annotations
 
-import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-import core  # noqa: F401  - switches telemetry off before any library loads
-from core.container import Container
-from core.errors import BackendError, ConfigError, EnclaveError, InputError
+from core.errors import InputError
 from core.types import Answer, Hit, Principal
+from serve import cli_jobs
+from serve.cli_common import (
+    EXIT_SOME_FAILED,
+    GroupOpt,
+    JsonOpt,
+    container_scope,
+    err,
+    out,
+    progress,
+    run_cli,
+)
 from serve.render import answer_json, answer_lines
-
-EXIT_OK, EXIT_BACKEND, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
 
 app = typer.Typer(
     help="enclave: private retrieval over your documents, on your own hardware.",
@@ -34,49 +37,9 @@ bench_app = typer.Typer(help="Benchmarks that print figures (not tests).", no_ar
 app.add_typer(bench_app, name="bench")
 eval_app = typer.Typer(help="Quality measured on public benchmarks (not tests).", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
-
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, markup=False)
-
-T = TypeVar("T")
-
-GroupOpt = Annotated[
-    list[str] | None,
-    typer.Option("--group", "-g", help="Access group (repeatable). None: public."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-@contextmanager
-def _container() -> Iterator[Container]:
-    from ingest.parse import quiet_parsers
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    quiet_parsers()
-    container = Container()
-    try:
-        yield container
-    finally:
-        container.close()
-
-
-def _run(fn: Callable[[], T]) -> T:
-    """Map the error tree to exit codes and one-line messages; never a stack trace."""
-    try:
-        return fn()
-    except InputError as exc:
-        err.print(f"error: {exc}")
-        raise typer.Exit(EXIT_USAGE) from exc
-    except ConfigError as exc:
-        err.print(f"configuration error: {exc}")
-        raise typer.Exit(EXIT_USAGE) from exc
-    except BackendError as exc:
-        err.print(f"unavailable: {exc}")
-        raise typer.Exit(EXIT_BACKEND) from exc
-    except EnclaveError as exc:
-        err.print(f"error: {exc}")
-        raise typer.Exit(EXIT_BACKEND) from exc
-
+app.add_typer(cli_jobs.jobs_app, name="jobs")
+app.command()(cli_jobs.worker)
+app.command()(cli_jobs.serve)
 
 @app.command()
 def ingest(
@@ -88,9 +51,9 @@ def ingest(
     from ingest.pipeline import FileResult, IngestReport
 
     def work() -> IngestReport:
-        with _container() as c:
-            progress = _progress(enabled=not as_json and sys.stderr.isatty())
-            with progress as bar:
+        with container_scope() as c:
+            shown = progress(enabled=not as_json and sys.stderr.isatty())
+            with shown as bar:
                 task = bar.add_task("ingesting", total=None) if bar else None
 
                 def on_file(result: FileResult) -> None:
@@ -99,7 +62,7 @@ def ingest(
 
                 return c.ingestor.ingest(paths, group or (), on_file=on_file)
 
-    report = _run(work)
+    report = run_cli(work)
     summary = {
         "files": len(report.files),
         "ingested": report.count("ingested"),
@@ -147,10 +110,10 @@ def search(
     principal = Principal(user_id=user, groups=tuple(group or ()))
 
     def work() -> list[Hit]:
-        with _container() as c:
+        with container_scope() as c:
             return c.searcher.search(query, principal, k)
 
-    hits = _run(work)
+    hits = run_cli(work)
     if as_json:
         out.print_json(data={"query": query, "results": [_hit_json(h) for h in hits]})
         return
@@ -176,10 +139,10 @@ def ask(
     principal = Principal(user_id=user, groups=tuple(group or ()))
 
     def work() -> Answer:
-        with _container() as c:
+        with container_scope() as c:
             return c.answerer.answer(question, principal)
 
-    answer = _run(work)
+    answer = run_cli(work)
     if as_json:
         out.print_json(data=answer_json(answer, checks=verbose))
         return
@@ -201,7 +164,7 @@ def chat(
 
     def work() -> None:
         history: list[Turn] = []
-        with _container() as c:
+        with container_scope() as c:
             interactive = sys.stdin.isatty()
             while True:
                 if interactive:
@@ -224,7 +187,7 @@ def chat(
                 out.print("")
                 history.append(Turn(question, answer.text))
 
-    _run(work)
+    run_cli(work)
 
 
 @eval_app.command("answers")
@@ -247,16 +210,16 @@ def eval_answers(
     def work() -> dict[str, Any]:
         if sweep:
             return {"relevance": relevance_sweep(clapnq), "support": support_sweep(clapnq)}
-        with _progress(True) as progress:
-            task = progress.add_task("asking", total=None) if progress else None
+        with progress(True) as bar:
+            task = bar.add_task("asking", total=None) if bar else None
 
             def tick(done: int, total: int) -> None:
-                if progress is not None:
-                    progress.update(task, completed=done, total=total)
+                if bar is not None:
+                    bar.update(task, completed=done, total=total)
 
             return run_eval(clapnq, limit=limit, progress=tick)
 
-    result = _run(work)
+    result = run_cli(work)
     if json_out:
         json_out.write_text(json.dumps(result, indent=2), encoding="utf-8")
     if sweep:
@@ -284,10 +247,10 @@ def delete(
     """Remove a document everywhere: its chunks in Qdrant and its registry rows."""
 
     def work() -> Any:
-        with _container() as c:
+        with container_scope() as c:
             return c.ingestor.delete(ref)
 
-    info = _run(work)
+    info = run_cli(work)
     if as_json:
         out.print_json(data={"deleted": info.doc_id, "source": info.source})
     else:
@@ -299,7 +262,7 @@ def status(as_json: JsonOpt = False) -> None:
     """Documents, chunks and failures; checks that the registry and the store agree."""
 
     def work() -> dict[str, Any]:
-        with _container() as c:
+        with container_scope() as c:
             ingestor = c.ingestor  # opens the store
             totals = c.registry.totals()
             docs = c.registry.documents()
@@ -314,7 +277,7 @@ def status(as_json: JsonOpt = False) -> None:
                 ],
             }
 
-    data = _run(work)
+    data = run_cli(work)
     if as_json:
         out.print_json(data=data)
         return
@@ -333,7 +296,7 @@ def demo() -> None:
     from serve.demo import DEMO_QUESTIONS, DEMO_SEARCHES, write_samples
 
     def work() -> None:
-        with _container() as c:
+        with container_scope() as c:
             folders = write_samples(c.data_dir / "samples")
             out.print(f"Ingesting sample documents into {c.data_dir}", style="bold")
             for name, groups in (("public", ()), ("finance", ("finance",))):
@@ -359,7 +322,7 @@ def demo() -> None:
                 for line in answer_lines(answer, quote_chars=160, checks=True):
                     out.print(f"  {line}" if line else "")
 
-    _run(work)
+    run_cli(work)
 
 
 @bench_app.command("ingest")
@@ -370,7 +333,7 @@ def bench_ingest(
     """Ingest into a fresh, temporary data dir and print pages/s and chunks/s per stage."""
     from eval.bench import bench_ingest as run_bench
 
-    result = _run(lambda: run_bench(paths))
+    result = run_cli(lambda: run_bench(paths))
     _print_bench(result, as_json)
 
 
@@ -383,7 +346,7 @@ def bench_search(
     """p50/p95 latency of hybrid search with the access filter in the embedded store."""
     from eval.bench import bench_search as run_bench
 
-    result = _run(lambda: run_bench(chunks, queries))
+    result = run_cli(lambda: run_bench(chunks, queries))
     _print_bench(result, as_json)
 
 
@@ -394,31 +357,6 @@ def _print_bench(result: dict[str, Any], as_json: bool) -> None:
     for key, value in result.items():
         shown = f"{value:.3f}" if isinstance(value, float) else value
         out.print(f"{key:<28} {shown}")
-
-
-def _progress(enabled: bool) -> Any:
-    if not enabled:
-        return _NoProgress()
-    from rich.progress import (
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    return Progress(
-        SpinnerColumn(), TextColumn("{task.description:<40}"), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err, transient=True,
-    )
-
-
-class _NoProgress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _hit_json(hit: Hit) -> dict[str, Any]:

@@ -1,1 +1,1 @@
-"""Celery app and tasks: thin wrappers that call ingest by document or job id (later)."""
+"""Celery app and tasks: thin wrappers that call ingest.jobs by job or item id."""

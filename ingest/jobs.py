@@ -1,0 +1,321 @@
+"""Run ingestion jobs: submit, walk folders into items, ingest items, cancel, retry, recover.
+
+The runner is the same whichever queue carries the work: Celery workers
+(:mod:`workers.tasks` call :meth:`JobRunner.plan` and :meth:`JobRunner.run_item` by id)
+or this process (:class:`InlineQueue`). State lives in the database (:mod:`core.jobs`);
+a message only says "look at job J" or "look at item N", so a duplicate or redelivered
+message finds the item finished, or running elsewhere, and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from core.errors import AccessDenied, BackendError, InputError, NotFound, one_line
+from core.jobs import (
+    DELETED,
+    FAILED,
+    ITEM_CANCELLED,
+    ITEM_DONE,
+    PENDING,
+    UNCHANGED,
+    Item,
+    Job,
+    JobBook,
+)
+from core.ports import JobQueue
+from core.settings import JobsSettings
+from core.types import make_doc_id
+from ingest.discover import Found, discover
+from ingest.pipeline import Ingestor, StageTimes, validate_groups
+
+log = logging.getLogger(__name__)
+
+
+class DocumentBusy(BackendError):
+    """Another worker is ingesting the same document right now; try again shortly."""
+
+
+class JobRunner:
+    def __init__(
+        self,
+        settings: JobsSettings,
+        book: JobBook,
+        queue: JobQueue,
+        ingestor: Callable[[], Ingestor],
+        *,
+        worker: str | None = None,
+        timeouts: tuple[type[BaseException], ...] = (),
+        upload_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.book = book
+        self.queue = queue
+        self._ingestor = ingestor
+        self.worker = worker or f"{os.uname().nodename}:{os.getpid()}"
+        # Exceptions that mean "this document took too long" (Celery's soft time limit).
+        self.timeouts = timeouts
+        self.roots = [r.expanduser().resolve() for r in settings.allowed_roots]
+        # Uploads to the admin API land here; always readable by the jobs made for them.
+        self.upload_root = upload_dir.resolve() if upload_dir is not None else None
+
+    # -- admin actions -------------------------------------------------------------------------
+
+    def submit(
+        self, paths: Sequence[str | Path], groups: Sequence[str] = (), *, sync: bool = False,
+        owner: str = "admin", require_roots: bool = False,
+    ) -> Job:
+        """Record a job and queue its planning. ``require_roots``: refuse every path unless
+        allowed roots are configured (the admin API; the CLI's user has the shell anyway)."""
+        acl = validate_groups(groups)
+        if not paths:
+            raise InputError("name at least one file or folder")
+        if require_roots and not self.roots and not all(self._uploaded(Path(p)) for p in paths):
+            raise AccessDenied(
+                "this server reads no folders: set ENCLAVE_JOBS__ALLOWED_ROOTS, or upload the files"
+            )
+        sources = [str(self.confine(Path(p))) for p in paths]
+        if sync and not all(Path(s).is_dir() for s in sources):
+            raise InputError("--sync works on folders: it removes documents whose files are gone")
+        job_id = self.book.create(owner, sources, acl, sync)
+        self.queue.send_plan(job_id)
+        return self.book.get(job_id)
+
+    def confine(self, path: Path) -> Path:
+        """The real path, if it lies inside an allowed root (any, when none are configured)."""
+        if not path.is_absolute():
+            raise InputError(f"{path}: give an absolute path")
+        try:
+            resolved = path.resolve(strict=True)
+        except (FileNotFoundError, RuntimeError, OSError) as exc:
+            raise NotFound(f"{path}: no such file or folder") from exc
+        if not self.allowed(resolved):
+            raise AccessDenied(
+                f"{path}: outside the folders jobs may read (ENCLAVE_JOBS__ALLOWED_ROOTS)"
+            )
+        return resolved
+
+    def allowed(self, resolved: Path) -> bool:
+        """Whether a real (symlink-resolved) path may be read: inside a root, or no roots set."""
+        if self._uploaded(resolved):
+            return True
+        return not self.roots or any(resolved.is_relative_to(root) for root in self.roots)
+
+    def _uploaded(self, path: Path) -> bool:
+        return self.upload_root is not None and path.is_absolute() and (
+            path.resolve().is_relative_to(self.upload_root)
+        )
+
+    def cancel(self, job_id: str) -> Job:
+        cancelled = self.book.cancel(job_id)
+        log.info("job %s cancelled: %d items will not run", job_id, cancelled)
+        return self.book.get(job_id)
+
+    def retry(self, job_id: str) -> Job:
+        job = self.book.get(job_id)
+        if job.status == "cancelled":
+            raise InputError(f"job {job_id} was cancelled; submit a new job instead")
+        if self.book.retry(job_id):
+            self.dispatch(job_id)
+        return self.book.get(job_id)
+
+    # -- planning: folders into items ------------------------------------------------------------
+
+    def plan(self, job_id: str) -> None:
+        if not self.book.claim_planning(job_id, self.settings.stale_after_s):
+            return  # planned already, or another worker is walking it right now
+        job = self.book.get(job_id)
+        unlisted: list[str] = []
+        batch: list[tuple[str, str | None, str, str | None]] = []
+        for found in discover(Path(s) for s in job.sources):
+            batch.append(self._item_row(found, unlisted))
+            if len(batch) >= self.settings.plan_batch:
+                self._add(job_id, batch)
+                batch = []
+                if self.book.is_cancelled(job_id):
+                    return
+        self._add(job_id, batch)
+        error = None
+        if job.sync:
+            error = self._sync_deletions(job, unlisted)
+        self.book.set_planned(job_id, error)
+        self.dispatch(job_id)
+        self.book.finish_if_complete(job_id)
+
+    def _item_row(self, found: Found, unlisted: list[str]) -> tuple[str, str | None, str, str | None]:
+        if found.resolved is None:
+            source = str(found.path.absolute())
+            if found.problem and found.problem.startswith("cannot list folder"):
+                unlisted.append(source)
+            return source, make_doc_id(source), FAILED, f"unreadable: {found.problem}"
+        source = str(found.resolved)
+        if not self.allowed(found.resolved):
+            return (str(found.path), None, FAILED,
+                    f"refused: links outside the allowed folders (to {found.resolved})")
+        return source, make_doc_id(source), PENDING, None
+
+    def _add(self, job_id: str, batch: list[tuple[str, str | None, str, str | None]]) -> None:
+        self.book.add_items(job_id, batch)
+        self.book.beat_planning(job_id)
+        self.dispatch(job_id)
+
+    def _sync_deletions(self, job: Job, unlisted: list[str]) -> str | None:
+        if unlisted:
+            # A folder that could not be listed looks like a folder whose files are gone.
+            return (f"nothing deleted: {len(unlisted)} folder(s) could not be listed, "
+                    f"e.g. {unlisted[0]}")
+        ingestor = self._ingestor()
+        for folder in job.sources:
+            for doc_id, source in self.book.missing_sources(job.job_id, folder):
+                try:
+                    ingestor.delete_id(doc_id)
+                except NotFound:
+                    continue
+                self.book.add_items(job.job_id, [(source, doc_id, DELETED, "the file is gone")])
+        return None
+
+    def dispatch(self, job_id: str) -> None:
+        for item_id in self.book.take_pending(job_id, self.settings.window):
+            self.queue.send_item(item_id)
+
+    # -- one item --------------------------------------------------------------------------------
+
+    def run_item(self, item_id: int) -> Item | None:
+        """Ingest one item; None when it is not this worker's to run (done, or running elsewhere).
+
+        Raises BackendError for a transient failure: the caller retries later.
+        """
+        item = self.book.claim(item_id, self.worker, self.settings.stale_after_s)
+        if item is None:
+            return None
+        try:
+            self._run_claimed(item)
+        finally:
+            self.dispatch(item.job_id)
+            self.book.finish_if_complete(item.job_id)
+        return self.book.item(item_id)
+
+    def _run_claimed(self, item: Item) -> None:
+        if item.attempts > self.settings.max_attempts:
+            self.book.dead_letter(
+                item.item_id,
+                f"gave up after {item.attempts - 1} attempts: the worker was lost each time "
+                f"(killed, out of memory, or over the hard time limit of "
+                f"{self.settings.time_limit_s:g} s)",
+            )
+            return
+        if self.book.is_cancelled(item.job_id):
+            self.book.finish(item.item_id, ITEM_CANCELLED, "the job was cancelled")
+            return
+        if self.book.others_running(item, self.settings.stale_after_s):
+            raise DocumentBusy(f"{item.source} is being ingested by another job")
+        job = self.book.get_light(item.job_id)
+        try:
+            with self._heartbeat(item.item_id):
+                found = next(iter(discover([Path(item.source)])), None)
+                if found is None or (found.resolved and found.resolved.is_dir()):
+                    self.book.finish(item.item_id, FAILED, "unreadable: no longer a file")
+                    return
+                if found.resolved is not None and not self.allowed(found.resolved):
+                    self.book.finish(item.item_id, FAILED,
+                                     f"refused: links outside the allowed folders (to {found.resolved})")
+                    return
+                ingestor = self._ingestor()
+                ingestor.repair(item.doc_id or make_doc_id(str(found.resolved or found.path)))
+                result = ingestor.ingest_one(found, tuple(job.groups), StageTimes())
+        except BackendError:
+            raise
+        except self.timeouts:
+            self.book.finish(item.item_id, FAILED,
+                             f"took longer than the time limit of {self.settings.soft_time_limit_s:g} s")
+            return
+        except Exception as exc:
+            log.exception("item %s (%s) failed unexpectedly", item.item_id, item.source)
+            self.book.finish(item.item_id, FAILED, f"internal error: {one_line(exc)}")
+            return
+        status = {"ingested": ITEM_DONE, "updated": ITEM_DONE, "unchanged": UNCHANGED}.get(
+            result.status, FAILED)
+        self.book.finish(item.item_id, status, result.reason, doc_id=result.doc_id,
+                         chunks=result.chunks, pages=result.pages)
+
+    @contextmanager
+    def _heartbeat(self, item_id: int) -> Iterator[None]:
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.settings.heartbeat_s):
+                try:
+                    self.book.beat(item_id)
+                except Exception:  # the next beat tries again; the run goes on
+                    log.warning("heartbeat of item %s failed", item_id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{item_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    # -- recovery --------------------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Queue again what lost its worker (silent heartbeats); returns how many it sent."""
+        sent = 0
+        for item_id in self.book.lost_items(self.settings.stale_after_s):
+            self.queue.send_item(item_id)
+            sent += 1
+        for job_id in self.book.lost_plans(self.settings.stale_after_s):
+            self.queue.send_plan(job_id)
+            sent += 1
+        for job_id in self.book.active_jobs():
+            self.dispatch(job_id)
+            self.book.finish_if_complete(job_id)
+        if sent:
+            log.warning("recovered %d items or plans whose worker was lost", sent)
+        return sent
+
+
+class InlineQueue:
+    """Runs job work in this process, in order: embedded installs with no broker, and tests.
+
+    Sends only record the work; :meth:`drain` runs it (a send from inside a run waits its
+    turn rather than recursing).
+    """
+
+    def __init__(self) -> None:
+        self.runner: JobRunner | None = None
+        self._work: deque[tuple[str, str | int]] = deque()
+        self._draining = False
+
+    def send_plan(self, job_id: str) -> None:
+        self._work.append(("plan", job_id))
+        self.drain()
+
+    def send_item(self, item_id: int) -> None:
+        self._work.append(("item", item_id))
+        self.drain()
+
+    def drain(self) -> None:
+        if self._draining or self.runner is None:
+            return
+        self._draining = True
+        try:
+            while self._work:
+                kind, ref = self._work.popleft()
+                if kind == "plan":
+                    self.runner.plan(str(ref))
+                    continue
+                try:
+                    self.runner.run_item(int(ref))
+                except BackendError as exc:
+                    # No broker to retry later: the item fails with the reason; `retry` reruns it.
+                    self.runner.book.finish(int(ref), FAILED, f"unavailable: {one_line(exc)}")
+        finally:
+            self._draining = False

@@ -1,0 +1,85 @@
+"""What every ``enclave`` command shares: consoles, options, exit codes, error mapping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+import core  # noqa: F401  - switches telemetry off before any library loads
+from core.container import Container
+from core.errors import BackendError, ConfigError, EnclaveError, InputError
+from core.settings import Settings
+
+EXIT_OK, EXIT_BACKEND, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
+
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
+
+T = TypeVar("T")
+
+GroupOpt = Annotated[
+    list[str] | None,
+    typer.Option("--group", "-g", help="Access group (repeatable). None: public."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@contextmanager
+def container_scope(settings: Settings | None = None) -> Iterator[Container]:
+    from ingest.parse import quiet_parsers
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_parsers()
+    container = Container(settings)
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def run_cli(fn: Callable[[], T]) -> T:
+    """Map the error tree to exit codes and one-line messages; never a stack trace."""
+    try:
+        return fn()
+    except InputError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    except ConfigError as exc:
+        err.print(f"configuration error: {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    except BackendError as exc:
+        err.print(f"unavailable: {exc}")
+        raise typer.Exit(EXIT_BACKEND) from exc
+    except EnclaveError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(EXIT_BACKEND) from exc
+
+
+def progress(enabled: bool) -> Any:
+    if not enabled:
+        return NoProgress()
+    from rich.progress import (
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description:<40}"), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err, transient=True,
+    )
+
+
+class NoProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

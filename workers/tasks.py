@@ -1,0 +1,102 @@
+"""Celery tasks: thin wrappers that call ingest.jobs.JobRunner by job or item id.
+
+Each worker process builds its own container on first use (after the fork), with the
+embedded store in shared mode so that several worker processes take turns at it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready
+
+from core.container import Container
+from core.errors import BackendError, one_line
+from core.settings import Settings
+from ingest.jobs import JobRunner
+from workers.app import app
+
+log = logging.getLogger(__name__)
+_SETTINGS = Settings()
+_JOBS = _SETTINGS.jobs
+_local: dict[str, object] = {}
+
+
+def container() -> Container:
+    if _local.get("pid") != os.getpid():
+        inherited = _local.get("container")
+        if isinstance(inherited, Container):
+            # Built before a fork: its pooled connections belong to the parent; drop them
+            # without closing the parent's sockets.
+            inherited.forget_connections()
+        from ingest.parse import quiet_parsers
+
+        quiet_parsers()
+        settings = Settings()
+        settings.qdrant.hold_open = False
+        settings.jobs.mode = "celery"
+        _local.clear()
+        _local["pid"] = os.getpid()
+        _local["container"] = Container(settings)
+    return _local["container"]  # type: ignore[return-value]
+
+
+def runner() -> JobRunner:
+    return container().job_runner(timeouts=(SoftTimeLimitExceeded,))
+
+
+def _backoff(retries: int) -> float:
+    delay = min(_JOBS.retry_backoff_max_s, _JOBS.retry_backoff_s * 2**retries)
+    return delay * random.uniform(0.5, 1.0)  # jitter: retries of many items spread out
+
+
+@app.task(bind=True, name="enclave.plan_job", acks_late=True, reject_on_worker_lost=True,
+          max_retries=_JOBS.max_retries)
+def plan_job(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        runner().plan(job_id)
+    except BackendError as exc:
+        log.warning("planning job %s: %s; retrying", job_id, exc)
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+@app.task(bind=True, name="enclave.ingest_item", acks_late=True, reject_on_worker_lost=True,
+          max_retries=_JOBS.max_retries, soft_time_limit=_JOBS.soft_time_limit_s,
+          time_limit=_JOBS.time_limit_s)
+def ingest_item(self, item_id: int) -> None:  # type: ignore[no-untyped-def]
+    jobs = runner()
+    try:
+        jobs.run_item(item_id)
+    except BackendError as exc:
+        item = jobs.book.item(item_id)
+        if self.request.retries >= _JOBS.max_retries:
+            jobs.book.dead_letter(
+                item_id, f"gave up after {self.request.retries} retries: {one_line(exc)}"
+            )
+            if item is not None:
+                jobs.dispatch(item.job_id)
+                jobs.book.finish_if_complete(item.job_id)
+            return
+        jobs.book.requeue(item_id, f"will retry: {one_line(exc)}")
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
+@worker_ready.connect
+def _start_recovery(**_: object) -> None:
+    """Each worker looks for work whose worker was lost, at start and then periodically."""
+
+    def loop() -> None:
+        interval = max(1.0, _JOBS.stale_after_s / 2)
+        while True:
+            try:
+                runner().recover()
+            except Exception:
+                log.warning("recovery pass failed; trying again in %.0f s", interval,
+                            exc_info=True)
+            threading.Event().wait(interval)
+
+    threading.Thread(target=loop, name="enclave-recovery", daemon=True).start()
