@@ -191,9 +191,7 @@ class JobBook:
 
     def get(self, job_id: str) -> Job:
         with self.db.session() as s:
-            row = s.get(JobRow, job_id)
-            if row is None:
-                raise NotFound(f"no job {job_id!r}")
+            row = _job_row(s, job_id)
             return _job(row, self._counts(s, [job_id]).get(job_id, {}))
 
     def jobs(self, limit: int = 50, offset: int = 0, status: str | None = None) -> list[Job]:
@@ -235,12 +233,18 @@ class JobBook:
         with self.db.session() as s:
             result = s.execute(
                 update(JobRow)
-                .where(JobRow.job_id == job_id, JobRow.status == PLANNING,
+                .where(JobRow.job_id == job_id, JobRow.status.in_((PLANNING, RUNNING)),
                        JobRow.planned.is_(False),
-                       or_(JobRow.started_at.is_(None), JobRow.heartbeat_at < cutoff))
+                       or_(JobRow.started_at.is_(None), JobRow.heartbeat_at.is_(None),
+                           JobRow.heartbeat_at < cutoff))
                 .values(started_at=func.coalesce(JobRow.started_at, _now()), heartbeat_at=_now())
             )
             return bool(_count(result))
+
+    def release_planning(self, job_id: str) -> None:
+        """Planning stopped midway (an error): the next attempt may start at once."""
+        with self.db.session() as s:
+            s.execute(update(JobRow).where(JobRow.job_id == job_id).values(heartbeat_at=None))
 
     def finish_if_complete(self, job_id: str) -> bool:
         """Mark the job done when it is planned and no item is open; True when it did."""
@@ -259,9 +263,7 @@ class JobBook:
     def cancel(self, job_id: str) -> int:
         """Stop the job: its items not yet running are cancelled; returns how many."""
         with self.db.session() as s:
-            row = s.get(JobRow, job_id)
-            if row is None:
-                raise NotFound(f"no job {job_id!r}")
+            row = _job_row(s, job_id)
             if row.status in (DONE, CANCELLED):
                 return 0
             row.status, row.finished_at = CANCELLED, _now()
@@ -275,9 +277,7 @@ class JobBook:
     def retry(self, job_id: str) -> int:
         """Put the job's failed items back to pending; returns how many."""
         with self.db.session() as s:
-            row = s.get(JobRow, job_id)
-            if row is None:
-                raise NotFound(f"no job {job_id!r}")
+            row = _job_row(s, job_id)
             result = s.execute(
                 update(ItemRow)
                 .where(ItemRow.job_id == job_id, ItemRow.status == FAILED)
@@ -291,9 +291,7 @@ class JobBook:
     def get_light(self, job_id: str) -> Job:
         """The job without its item counts (one row read, for each item a worker runs)."""
         with self.db.session() as s:
-            row = s.get(JobRow, job_id)
-            if row is None:
-                raise NotFound(f"no job {job_id!r}")
+            row = _job_row(s, job_id)
             return _job(row, {})
 
     def others_running(self, item: Item, stale_after_s: float = 30.0) -> bool:
@@ -436,12 +434,31 @@ class JobBook:
             return list(s.scalars(select(ItemRow.item_id).where(
                 ItemRow.status == ITEM_RUNNING, ItemRow.heartbeat_at < cutoff)))
 
+    def unsent(self, item_ids: Sequence[int]) -> None:
+        """Back to pending: items taken for the broker whose message could not be sent."""
+        with self.db.session() as s:
+            s.execute(update(ItemRow).where(ItemRow.item_id.in_(list(item_ids)),
+                                            ItemRow.status == QUEUED)
+                      .values(status=PENDING, queued_at=None))
+
+    def long_queued(self, older_than_s: float) -> list[int]:
+        """Items queued for longer than any message should wait (a broker that lost them);
+        their clock restarts, so each is sent again once per period, not on every pass."""
+        cutoff = _now() - timedelta(seconds=older_than_s)
+        with self.db.session() as s:
+            ids = list(s.scalars(select(ItemRow.item_id).where(
+                ItemRow.status == QUEUED, ItemRow.queued_at < cutoff)))
+            if ids:
+                s.execute(update(ItemRow).where(ItemRow.item_id.in_(ids), ItemRow.status == QUEUED)
+                          .values(queued_at=_now()))
+            return ids
+
     def lost_plans(self, stale_after_s: float) -> list[str]:
         cutoff = _now() - timedelta(seconds=stale_after_s)
         with self.db.session() as s:
             return list(s.scalars(select(JobRow.job_id).where(
                 JobRow.status.in_((PLANNING, RUNNING)), JobRow.planned.is_(False),
-                JobRow.heartbeat_at < cutoff)))
+                or_(JobRow.heartbeat_at.is_(None), JobRow.heartbeat_at < cutoff))))
 
     def missing_sources(self, job_id: str, folder: str) -> list[tuple[str, str]]:
         """(doc_id, source) of registered documents under ``folder`` this job did not find."""
@@ -475,6 +492,13 @@ class JobBook:
         for job_id, status, count in rows:
             out[job_id][status] = int(count)
         return out
+
+
+def _job_row(s: Any, job_id: str) -> JobRow:
+    row = s.get(JobRow, job_id)
+    if row is None:
+        raise NotFound(f"no job {job_id!r}")
+    return row  # type: ignore[no-any-return]
 
 
 def _count(result: Any) -> int:

@@ -130,6 +130,13 @@ class JobRunner:
     def plan(self, job_id: str) -> None:
         if not self.book.claim_planning(job_id, self.settings.stale_after_s):
             return  # planned already, or another worker is walking it right now
+        try:
+            self._plan(job_id)
+        except BaseException:
+            self.book.release_planning(job_id)
+            raise
+
+    def _plan(self, job_id: str) -> None:
         job = self.book.get(job_id)
         unlisted: list[str] = []
         batch: list[tuple[str, str | None, str, str | None]] = []
@@ -181,8 +188,13 @@ class JobRunner:
         return None
 
     def dispatch(self, job_id: str) -> None:
-        for item_id in self.book.take_pending(job_id, self.settings.window):
-            self.queue.send_item(item_id)
+        taken = self.book.take_pending(job_id, self.settings.window)
+        for n, item_id in enumerate(taken):
+            try:
+                self.queue.send_item(item_id)
+            except BackendError:
+                self.book.unsent(taken[n:])  # the next dispatch sends them
+                raise
 
     # -- one item --------------------------------------------------------------------------------
 
@@ -269,6 +281,12 @@ class JobRunner:
         """Queue again what lost its worker (silent heartbeats); returns how many it sent."""
         sent = 0
         for item_id in self.book.lost_items(self.settings.stale_after_s):
+            self.queue.send_item(item_id)
+            sent += 1
+        # A broker that restarted without persistence forgets its messages; a duplicate of
+        # one it still holds is harmless (the item is claimed once).
+        for item_id in self.book.long_queued(max(self.settings.time_limit_s,
+                                                 10 * self.settings.stale_after_s)):
             self.queue.send_item(item_id)
             sent += 1
         for job_id in self.book.lost_plans(self.settings.stale_after_s):

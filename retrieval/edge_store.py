@@ -6,12 +6,13 @@ tests/retrieval/test_store_congruence.py holds the two to that.
 
 from __future__ import annotations
 
+import fcntl
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from core.errors import StoreError
 from core.ports import StoredChunk
@@ -22,13 +23,18 @@ _FACET_LIMIT = 10_000_000
 
 
 class EdgeStore:
-    """Qdrant's engine in a directory, which it locks while it is open.
+    """Qdrant's engine in a directory; one process at a time works in it.
+
+    The engine's own lock does not cover what loading does (it tidies leftover segments
+    before it locks), and two processes interleaving there corrupt the store. So every
+    process takes an exclusive lock of ours (flock on ``<dir>.lock``) before it creates,
+    loads or touches the directory, and keeps it until the store is closed.
 
     ``hold_open=True``: the first operation opens the store and this process keeps it
-    (fastest; another process that opens it waits up to ``lock_wait_s`` and then fails
-    with a clear message). ``hold_open=False``: every operation, or every
-    :meth:`session` block, opens it and closes it again, so several processes (workers,
-    the API) take turns at it, each waiting up to ``lock_wait_s`` for its turn.
+    (fastest; another process waits up to ``lock_wait_s`` and then fails with a clear
+    message). ``hold_open=False``: every operation, or every :meth:`session` block, opens
+    it and closes it again, so several processes (workers, the API) take turns at it,
+    each waiting up to ``lock_wait_s`` for its turn.
     """
 
     def __init__(self, path: Path, lock_wait_s: float = 10.0, hold_open: bool = True) -> None:
@@ -36,37 +42,23 @@ class EdgeStore:
         self.lock_wait_s = lock_wait_s
         self.hold_open = hold_open
         self._shard: Any = None
-        self._ready = False
+        self._dir_lock: IO[str] | None = None
+        self._dim: int | None = None
         # One shard object per process; its calls are not meant to interleave.
         self._lock = threading.RLock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def ensure_collection(self, dim: int) -> None:
-        import qdrant_edge as qe
-
         with self._lock:
-            if self._ready:
+            if self._dim is not None:
                 return
-            config = qe.EdgeConfig(
-                vectors={schema.DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
-                sparse_vectors={schema.SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-            )
-            try:
-                if not self._exists():
-                    self.path.mkdir(parents=True, exist_ok=True)
-                    shard = qe.EdgeShard.create(str(self.path), config)
-                    for field, kind in schema.INDEXED_FIELDS.items():
-                        shard.update(
-                            qe.UpdateOperation.create_field_index(field, _schema_type(kind))
-                        )
-                    shard.flush()
-                    shard.close()
-            except Exception as exc:
-                raise StoreError(f"cannot create the embedded Qdrant store at {self.path}: {exc}") from exc
-            self._ready = True
+            self._dim = dim
             if self.hold_open:
-                self._shard = self._load_waiting()
+                self._open()
+            else:
+                with self.session():
+                    pass
 
     @contextmanager
     def session(self) -> Iterator[None]:
@@ -75,47 +67,93 @@ class EdgeStore:
             if self._shard is not None:
                 yield
                 return
-            if not self._ready and not self._exists():
-                raise StoreError("the embedded store is not open: call ensure_collection first")
-            self._shard = self._load_waiting()
+            self._open()
             try:
                 yield
             finally:
                 if not self.hold_open:
-                    shard, self._shard = self._shard, None
-                    try:
-                        shard.flush()
-                    finally:
-                        shard.close()
+                    self._close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _open(self) -> None:
+        self._take_dir_lock()
+        try:
+            if not self._exists():
+                if self._dim is None:
+                    raise StoreError("the embedded store is not open: call ensure_collection first")
+                self._create(self._dim)
+            self._shard = self._load()
+        except BaseException:
+            self._release_dir_lock()
+            raise
+
+    def _close(self) -> None:
+        shard, self._shard = self._shard, None
+        try:
+            if shard is not None:
+                shard.flush()
+                shard.close()
+        except Exception as exc:
+            raise StoreError(f"embedded Qdrant store at {self.path}: {exc}") from exc
+        finally:
+            self._release_dir_lock()
+
+    def _create(self, dim: int) -> None:
+        import qdrant_edge as qe
+
+        config = qe.EdgeConfig(
+            vectors={schema.DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+            sparse_vectors={schema.SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            shard = qe.EdgeShard.create(str(self.path), config)
+            for field, kind in schema.INDEXED_FIELDS.items():
+                shard.update(qe.UpdateOperation.create_field_index(field, _schema_type(kind)))
+            shard.flush()
+            shard.close()
+        except Exception as exc:
+            raise StoreError(f"cannot create the embedded Qdrant store at {self.path}: {exc}") from exc
 
     def _exists(self) -> bool:
         return (self.path / "edge_config.json").exists() or _has_segments(self.path)
 
-    def _load_waiting(self) -> Any:
+    def _load(self) -> Any:
         import qdrant_edge as qe
 
+        try:
+            return qe.EdgeShard.load(str(self.path))
+        except Exception as exc:
+            raise StoreError(f"cannot open the embedded Qdrant store at {self.path}: {exc}") from exc
+
+    def _take_dir_lock(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = (self.path.parent / f"{self.path.name}.lock").open("a")
         deadline = time.monotonic() + self.lock_wait_s
         while True:
             try:
-                return qe.EdgeShard.load(str(self.path))
-            except Exception as exc:
-                if "WouldBlock" not in str(exc):
-                    raise StoreError(f"cannot open the embedded Qdrant store at {self.path}: {exc}") from exc
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._dir_lock = handle
+                return
+            except BlockingIOError:
                 if time.monotonic() >= deadline:
+                    handle.close()
                     raise StoreError(
                         f"the embedded Qdrant store at {self.path} is in use by another enclave "
                         "process (an ingest still running?). The embedded store serves one "
                         "process at a time; for concurrent use run a Qdrant server and set "
                         "ENCLAVE_QDRANT__URL."
-                    ) from exc
-                time.sleep(0.05)
+                    ) from None
+                time.sleep(0.02)
 
-    def close(self) -> None:
-        with self._lock:
-            if self._shard is not None:
-                self._shard.flush()
-                self._shard.close()
-                self._shard = None
+    def _release_dir_lock(self) -> None:
+        handle, self._dir_lock = self._dir_lock, None
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
     # -- writes ----------------------------------------------------------------------------
 

@@ -337,6 +337,29 @@ def bench_ingest(
     _print_bench(result, as_json)
 
 
+@bench_app.command("jobs")
+def bench_jobs(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
+    workers: Annotated[str, typer.Option(help="Worker process counts to compare.")] = "1,2",
+    as_json: JsonOpt = False,
+) -> None:
+    """Pages/s with N worker processes, and submit-to-searchable seconds for one small file."""
+    from eval.bench_jobs import bench_jobs as run_bench
+
+    counts = [int(n) for n in workers.split(",") if n.strip()]
+    result = run_cli(lambda: run_bench([p.absolute() for p in paths], counts))
+    if as_json:
+        out.print_json(data=result)
+        return
+    for run in result["runs"]:
+        out.print(
+            f"{run['workers']} worker(s): {run['pages']} pages in {run['seconds']} s = "
+            f"{run['pages_per_s']} pages/s ({run['speedup_vs_first']}x), "
+            f"{run['files_done']} files done, {run['files_failed']} failed; "
+            f"one small file submit->searchable {run['submit_to_searchable_s']} s"
+        )
+
+
 @bench_app.command("search")
 def bench_search(
     chunks: Annotated[int, typer.Option(help="Chunks in the store.")] = 100_000,

@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 
 from core.errors import InputError
 from core.jobs import ITEM_STATUSES
+from ingest.pipeline import validate_groups
 from serve.deps import AdminDep, ContainerDep, RunnerDep, require_loopback
 from serve.schemas import DocumentDeleted, JobCreate, JobDetail, JobList, JobOut
 from serve.uploads import save_uploads
@@ -47,7 +48,7 @@ async def submit_job(
         limits = container.settings
         form = await request.form(max_files=10_000, max_fields=1000)
         files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
-        groups = [str(g) for g in form.getlist("groups")]
+        groups = list(validate_groups([str(g) for g in form.getlist("groups")]))
         folder = await save_uploads(files, limits.resolved_upload_dir,
                                     int(limits.jobs.max_upload_mb * 2**20))
         job = await run_in_threadpool(runner.submit, [folder], groups, owner=caller)

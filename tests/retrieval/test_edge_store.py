@@ -23,3 +23,54 @@ def test_a_second_process_gets_a_clear_message_while_the_store_is_held(cli_env, 
     done = subprocess.run([str(ENCLAVE), "search", "anything", "--json"], env=cli_env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def _take_turns(path: str, who: str, docs: int) -> int:
+    """One process's share of writes, each document in a session of its own."""
+    import random
+    from datetime import UTC, datetime
+
+    from core.ports import StoredChunk
+    from core.types import Chunk, Document, SparseVector, make_chunk_id, make_doc_id
+
+    store = EdgeStore(Path(path), lock_wait_s=120, hold_open=False)
+    store.ensure_collection(8)
+    rng = random.Random(who)
+    kept = 0
+    for n in range(docs):
+        doc = Document(make_doc_id(f"/{who}/{n}"), f"/{who}/{n}", "v1", ())
+        points = []
+        for k in range(20):
+            text = f"{who} document {n} chunk {k}"
+            chunk = Chunk(make_chunk_id(doc.doc_id, "v1", k), doc.doc_id, "v1", text, 1, 1, 0,
+                          len(text), {"ordinal": k})
+            sparse = SparseVector((rng.randrange(1000), 1000 + rng.randrange(1000)), (1.0, 0.5))
+            points.append(StoredChunk(chunk, doc, "t", [rng.random() for _ in range(8)], sparse,
+                                      datetime.now(UTC)))
+        with store.session():
+            store.upsert(points)
+            assert store.count(doc.doc_id, "v1") == 20
+            if n % 3 == 0:
+                store.delete(doc.doc_id)
+            else:
+                kept += 20
+    return kept
+
+
+def test_processes_taking_turns_keep_the_store_whole(tmp_path: Path) -> None:
+    """Workers open and close one embedded store in turns: nothing is lost or corrupted.
+
+    Without a lock around loading, this failed within seconds ("failed to delete leftover
+    segment", "tracker journal is shorter than expected").
+    """
+    import multiprocessing
+
+    path = str(tmp_path / "shared-store")
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        kept = pool.starmap(_take_turns, [(path, who, 45) for who in ("a", "b", "c")])
+    store = EdgeStore(Path(path))
+    store.ensure_collection(8)
+    try:
+        assert store.count() == sum(kept) == 3 * 30 * 20
+    finally:
+        store.close()

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from core.container import Container
 from core.jobs import CANCELLED, DONE, Job
@@ -25,21 +24,8 @@ from core.ports import Embedder
 from core.settings import Settings
 from tests.conftest import ENCLAVE
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-REDIS = "redis://127.0.0.1:6379/0"
+REDIS = "redis://127.0.0.1:6379/9"  # a database of its own: tests leave nothing in 0
 RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    name = f"enclave_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @dataclass

@@ -1,0 +1,184 @@
+"""The job runner's logic, run in this process (inline queue) on the real pipeline and SQLite.
+
+Real workers are tested in tests/workers; here: planning, the window, sync, confinement
+to the allowed roots, and giving up on a document whose worker keeps getting lost.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from core.container import Container
+from core.errors import AccessDenied, BackendError, InputError, NotFound
+from core.jobs import DELETED, DONE, FAILED, PENDING, QUEUED, UNCHANGED
+from core.ports import Embedder
+from core.settings import Settings
+from ingest.jobs import JobRunner
+from tests.workers.conftest import write_texts
+
+
+class RecordingQueue:
+    """Keeps what was sent, runs nothing: shows what a broker would hold."""
+
+    def __init__(self) -> None:
+        self.plans: list[str] = []
+        self.items: list[int] = []
+        self.down = False
+
+    def send_plan(self, job_id: str) -> None:
+        self.plans.append(job_id)
+
+    def send_item(self, item_id: int) -> None:
+        if self.down:
+            raise BackendError("broker unreachable")
+        self.items.append(item_id)
+
+
+@pytest.fixture
+def inline(tmp_path: Path, real_embedder: Embedder):  # type: ignore[no-untyped-def]
+    settings = Settings(data_dir=tmp_path / "data", jobs={"mode": "inline"})
+    c = Container(settings, embedder=real_embedder)
+    yield c
+    c.close()
+
+
+def _recording(c: Container, **jobs: object) -> tuple[JobRunner, RecordingQueue]:
+    queue = RecordingQueue()
+    settings = c.settings.jobs.model_copy(update=jobs)
+    return JobRunner(settings, c.jobs, queue, lambda: c.ingestor), queue
+
+
+def test_a_large_folder_is_planned_in_batches_and_only_a_window_is_queued(
+    inline: Container, tmp_path: Path
+) -> None:
+    write_texts(tmp_path / "share", 30)
+    runner, queue = _recording(inline, window=3, plan_batch=7)
+    job = runner.submit([tmp_path / "share"])
+    assert queue.plans == [job.job_id] and queue.items == []
+
+    runner.plan(job.job_id)
+    job = inline.jobs.get(job.job_id)
+    assert job.planned and job.total == 30
+    assert len(queue.items) == 3  # the rest waits in the database, not in the broker
+    assert (job.counts[QUEUED], job.counts[PENDING]) == (3, 27)
+
+    runner.plan(job.job_id)  # a redelivered planning message adds nothing
+    assert inline.jobs.get(job.job_id).total == 30
+
+    runner.run_item(queue.items[0])
+    assert len(queue.items) == 4  # one finished, one more let in
+    assert runner.run_item(queue.items[0]) is None  # a duplicate delivery does nothing
+
+
+def test_inline_job_sync_removes_documents_whose_files_are_gone(
+    inline: Container, tmp_path: Path
+) -> None:
+    share = tmp_path / "share"
+    files = write_texts(share, 3)
+    runner = inline.job_runner()
+    first = runner.submit([share], ["legal"])
+    assert first.status == "done" and first.counts[DONE] == 3
+
+    files[0].unlink()
+    write_texts(share, 1, prefix="new")
+    second = runner.submit([share], ["legal"], sync=True)
+
+    assert second.counts == {**second.counts, DONE: 1, UNCHANGED: 2, DELETED: 1}
+    deleted = inline.jobs.items(second.job_id, DELETED)
+    assert [Path(i.source) for i in deleted] == [files[0].resolve()]
+    assert inline.registry.find_by_source(str(files[0].resolve())) is None
+    assert inline.ingestor.check() == []
+    assert inline.registry.totals()["documents"] == 3
+
+
+def test_sync_deletes_nothing_when_a_folder_cannot_be_listed(
+    inline: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    share = tmp_path / "share"
+    write_texts(share / "sub", 2)
+    runner = inline.job_runner()
+    runner.submit([share])
+    real_scandir = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        # root reads a chmod 000 folder anyway, so the refusal is simulated.
+        if Path(path).name == "sub":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr("ingest.discover.os.scandir", scandir)
+    job = runner.submit([share], sync=True)
+    assert job.counts[DELETED] == 0 and "nothing deleted" in (job.error or "")
+    assert inline.registry.totals()["documents"] == 2
+
+
+def test_paths_outside_the_allowed_roots_are_refused(inline: Container, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    outside = tmp_path / "outside"
+    write_texts(root, 2)
+    write_texts(outside, 1, prefix="secret")
+    write_texts(tmp_path / "outside2", 1, prefix="private")
+    (root / "escape.txt").symlink_to(outside / "secret-000.txt")
+    (root / "escape-dir").symlink_to(tmp_path / "outside2")
+    runner, _ = _recording(inline, allowed_roots=[root])
+
+    with pytest.raises(AccessDenied):
+        runner.submit([outside])
+    with pytest.raises(AccessDenied):
+        runner.submit([root / ".." / "outside"])
+    with pytest.raises(AccessDenied):
+        runner.submit([root / "escape.txt"])  # a link out of the root
+    with pytest.raises(NotFound):
+        runner.submit([root / "missing"])
+    with pytest.raises(InputError):
+        runner.submit([Path("relative/path")])
+
+    job = runner.submit([root])
+    runner.plan(job.job_id)
+    items = {Path(i.source).name: i for i in inline.jobs.items(job.job_id)}
+    escaped = items["escape.txt"]
+    assert escaped.status == FAILED and "outside the allowed" in (escaped.reason or "")
+    assert items["private-000.txt"].status == FAILED  # reached through escape-dir
+    assert "private-000" not in " ".join(i.source for i in inline.jobs.items(job.job_id, PENDING))
+    assert all(i.status != FAILED for n, i in items.items() if n.startswith("memo"))
+
+
+def test_a_document_whose_worker_keeps_dying_is_dead_lettered(
+    inline: Container, tmp_path: Path
+) -> None:
+    runner, queue = _recording(inline, max_attempts=2, stale_after_s=0.001)
+    job = runner.submit(write_texts(tmp_path / "docs", 1))
+    runner.plan(job.job_id)
+    item_id = queue.items[0]
+    for _ in range(2):  # claimed, then the worker "dies": its heartbeat goes silent
+        assert inline.jobs.claim(item_id, "doomed", 0.001) is not None
+    runner.recover()
+    assert queue.items.count(item_id) >= 2  # sent again for another worker
+
+    runner.run_item(item_id)  # the third claim is over max_attempts
+    item = inline.jobs.item(item_id)
+    assert item is not None and item.status == FAILED
+    assert (item.reason or "").startswith("gave up after 2 attempts")
+    assert [d.item_id for d in inline.jobs.dead_letters(job.job_id)] == [item_id]
+    assert inline.jobs.get(job.job_id).status == "done"
+
+
+def test_items_the_broker_lost_or_refused_are_sent_again(inline: Container, tmp_path: Path) -> None:
+    runner, queue = _recording(inline, window=2, stale_after_s=0.001, time_limit_s=0.002,
+                               soft_time_limit_s=0.001)
+    job = runner.submit(write_texts(tmp_path / "docs", 3))
+    queue.down = True
+    with pytest.raises(BackendError):
+        runner.plan(job.job_id)
+    assert inline.jobs.get(job.job_id).counts[PENDING] == 3  # none stranded as queued
+
+    queue.down = False
+    runner.plan(job.job_id)  # the planning message is redelivered
+    assert len(queue.items) == 2
+    time.sleep(0.05)  # longer than any message should wait here (10 x stale_after_s)
+    runner.recover()  # the broker forgot them (a restart without persistence)
+    assert sorted(queue.items) == sorted(queue.items[:2] * 2)

@@ -1,0 +1,228 @@
+"""The admin API on a real HTTP server (uvicorn), jobs run inline on the real pipeline."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from core.container import Container
+from core.ports import Embedder
+from core.settings import Settings
+from core.types import Principal
+from serve.app import create_app
+from tests.workers.conftest import write_texts
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Api:
+    def __init__(self, container: Container, host: str = "127.0.0.1") -> None:
+        self.container = container
+        port = _free_port()
+        config = uvicorn.Config(create_app(container), host=host, port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the API server did not start"
+            time.sleep(0.05)
+        self.port = port
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+
+    def stop(self) -> None:
+        self.http.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+@pytest.fixture
+def make_api(tmp_path: Path, real_embedder: Embedder) -> Iterator[Callable[..., Api]]:
+    made: list[Api] = []
+
+    def make(host: str = "127.0.0.1", **jobs: Any) -> Api:
+        settings = Settings(data_dir=tmp_path / "data", jobs={"mode": "inline", **jobs},
+                            qdrant={"hold_open": False})
+        api = Api(Container(settings, embedder=real_embedder), host)
+        made.append(api)
+        return api
+
+    yield make
+    for api in made:
+        api.stop()
+        api.container.close()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    folder = tmp_path / "share"
+    write_texts(folder, 3)
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 nothing here")
+    return folder
+
+
+def test_submit_watch_and_delete(make_api: Callable[..., Api], root: Path) -> None:
+    api = make_api(allowed_roots=[root])
+    response = api.http.post("/v1/admin/jobs", json={"paths": [str(root)], "groups": ["hr"]})
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] == "done" and job["counts"]["done"] == 3 and job["total"] == 4
+
+    detail = api.http.get(f"/v1/admin/jobs/{job['job_id']}").json()
+    failed = [i for i in detail["items"] if i["status"] == "failed"]
+    assert [Path(i["source"]).name for i in failed] == ["broken.pdf"]
+    assert failed[0]["reason"].startswith("corrupt")
+    only_failed = api.http.get(f"/v1/admin/jobs/{job['job_id']}", params={"items": "failed"})
+    assert len(only_failed.json()["items"]) == 1
+    listed = api.http.get("/v1/admin/jobs").json()["jobs"]
+    assert [j["job_id"] for j in listed] == [job["job_id"]]
+
+    assert api.http.post(f"/v1/admin/jobs/{job['job_id']}/cancel").json()["status"] == "done"
+    (root / "broken.pdf").write_text("Now a plain text note about the juniper archive.")
+    (root / "broken.pdf").rename(root / "fixed.txt")
+    retried = api.http.post(f"/v1/admin/jobs/{job['job_id']}/retry").json()
+    assert retried["counts"]["failed"] == 1  # the file it named is gone: fails again, alone
+    assert retried["counts"]["done"] == 3
+
+    doc_id = next(i["doc_id"] for i in detail["items"] if i["status"] == "done")
+    deleted = api.http.delete(f"/v1/admin/documents/{doc_id}")
+    assert deleted.status_code == 200 and deleted.json()["doc_id"] == doc_id
+    gone = api.http.delete(f"/v1/admin/documents/{doc_id}")
+    assert gone.status_code == 404 and gone.json()["error"] == "not_found"
+    assert api.container.ingestor.check() == []
+
+
+@pytest.mark.parametrize(
+    ("paths", "status", "says"),
+    [
+        (["{outside}"], 403, "outside the folders"),
+        (["{root}/../outside"], 403, "outside the folders"),
+        (["{root}/link-out"], 403, "outside the folders"),
+        (["{root}/missing"], 404, "no such file"),
+        (["relative/path"], 400, "absolute path"),
+        ([], 400, "at least 1"),
+    ],
+)
+def test_paths_are_confined_to_the_allowed_roots(
+    make_api: Callable[..., Api], root: Path, tmp_path: Path, paths: list[str], status: int,
+    says: str,
+) -> None:
+    outside = tmp_path / "outside"
+    write_texts(outside, 1, prefix="secret")
+    (root / "link-out").symlink_to(outside)
+    api = make_api(allowed_roots=[root])
+    named = [p.format(root=root, outside=outside) for p in paths]
+    response = api.http.post("/v1/admin/jobs", json={"paths": named})
+    assert response.status_code == status, response.text
+    assert says in response.json()["detail"]
+    assert api.container.jobs.jobs() == []
+
+
+def test_bad_requests_get_a_4xx_with_a_message(make_api: Callable[..., Api], root: Path) -> None:
+    api = make_api(allowed_roots=[root])
+    cases = [
+        api.http.post("/v1/admin/jobs", json={"paths": [str(root)], "groups": ["a b"]}),
+        api.http.post("/v1/admin/jobs", json={"paths": [str(root)], "owner": "mallory"}),
+        api.http.post("/v1/admin/jobs", content=b"{not json", headers={"content-type": "application/json"}),
+        api.http.post("/v1/admin/jobs", content=b"paths=/", headers={"content-type": "text/plain"}),
+        api.http.get("/v1/admin/jobs/no-such-job"),
+        api.http.get("/v1/admin/jobs", params={"limit": 0}),
+        api.http.get("/v1/admin/jobs/x", params={"items": "everything"}),
+    ]
+    for response in cases:
+        assert 400 <= response.status_code < 500, response.text
+        body = response.json()
+        assert body["detail"] and "Traceback" not in response.text
+
+
+def test_no_roots_configured_means_uploads_only(make_api: Callable[..., Api], root: Path) -> None:
+    api = make_api()
+    refused = api.http.post("/v1/admin/jobs", json={"paths": [str(root)]})
+    assert refused.status_code == 403 and "ALLOWED_ROOTS" in refused.json()["detail"]
+
+    files = [
+        ("files", ("policy.txt", b"Travel policy: the kestrel fund pays for trains.", "text/plain")),
+        ("files", ("../../etc/evil.txt", b"Evil twin of the policy about the yarrow fund.", "text/plain")),
+    ]
+    response = api.http.post("/v1/admin/jobs", files=files, data={"groups": ["hr"]})
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["counts"]["done"] == 2 and job["groups"] == ["hr"]
+    saved = sorted(p.name for p in Path(job["sources"][0]).iterdir())
+    assert saved == ["evil.txt", "policy.txt"]  # no folders of the client's naming
+    upload_root = api.container.settings.resolved_upload_dir
+    assert Path(job["sources"][0]).parent == upload_root
+    hits = api.container.searcher.search("kestrel fund trains", Principal("bob", ("hr",)))
+    assert hits and hits[0].chunk.meta["source"].endswith("policy.txt")
+
+
+def test_an_oversized_upload_is_refused_and_not_kept(make_api: Callable[..., Api]) -> None:
+    api = make_api(max_upload_mb=0.01)
+    big = b"word " * 10_000
+    response = api.http.post("/v1/admin/jobs", files=[("files", ("big.txt", big, "text/plain"))])
+    assert response.status_code == 413 and "upload limit" in response.json()["detail"]
+    upload_root = api.container.settings.resolved_upload_dir
+    assert not upload_root.exists() or not any(upload_root.iterdir())
+
+
+def _non_loopback_address() -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.123", 9))  # no packet is sent: this only picks a route
+            address = str(s.getsockname()[0])
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_admin_routes_refuse_clients_from_other_machines(
+    make_api: Callable[..., Api], root: Path
+) -> None:
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no network address besides loopback")
+    api = make_api(host="0.0.0.0", allowed_roots=[root])
+    remote = httpx.get(f"http://{address}:{api.port}/v1/admin/jobs", timeout=30)
+    assert remote.status_code == 403 and "loopback" in remote.json()["detail"]
+    assert api.http.get("/v1/admin/jobs").status_code == 200
+
+
+def test_enclave_serve_runs_the_api(cli_env: dict[str, str], root: Path) -> None:
+    import subprocess
+
+    from tests.conftest import ENCLAVE
+
+    port = _free_port()
+    env = {**cli_env, "ENCLAVE_JOBS__MODE": "inline",
+           "ENCLAVE_JOBS__ALLOWED_ROOTS": f'["{root}"]'}
+    proc = subprocess.Popen([str(ENCLAVE), "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.2)
+        response = httpx.post(f"{base}/v1/admin/jobs", json={"paths": [str(root)]}, timeout=120)
+        assert response.status_code == 202 and response.json()["counts"]["done"] == 3
+        assert httpx.get(f"{base}/v1/admin/jobs", timeout=10).json()["jobs"][0]["status"] == "done"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
