@@ -241,6 +241,12 @@ class JobBook:
             )
             return bool(_count(result))
 
+    def abandon(self, job_id: str, reason: str) -> None:
+        """A job whose work could not be queued at all: cancelled, with the reason."""
+        with self.db.session() as s:
+            s.execute(update(JobRow).where(JobRow.job_id == job_id)
+                      .values(status=CANCELLED, error=reason, finished_at=_now()))
+
     def release_planning(self, job_id: str) -> None:
         """Planning stopped midway (an error): the next attempt may start at once."""
         with self.db.session() as s:

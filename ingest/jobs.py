@@ -84,7 +84,12 @@ class JobRunner:
         if sync and not all(Path(s).is_dir() for s in sources):
             raise InputError("--sync works on folders: it removes documents whose files are gone")
         job_id = self.book.create(owner, sources, acl, sync)
-        self.queue.send_plan(job_id)
+        try:
+            self.queue.send_plan(job_id)
+        except BackendError as exc:
+            # Not left for a worker to find later: the admin was told it failed.
+            self.book.abandon(job_id, f"not started: {one_line(exc)}")
+            raise
         return self.book.get(job_id)
 
     def confine(self, path: Path) -> Path:
