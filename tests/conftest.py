@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,28 @@ from core.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 ENCLAVE = Path(sys.executable).parent / "enclave"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_http(url: str, proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
+    """Poll ``url`` until it answers 200; fail if ``proc`` exits or the time runs out."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert proc is None or proc.poll() is None, f"the server exited ({proc.returncode})"
+        assert time.monotonic() < deadline, f"{url} did not answer within {timeout_s:g} s"
+        time.sleep(0.2)
 
 
 def shared(*parts: str) -> Path:

@@ -18,19 +18,14 @@ from core.ports import Embedder
 from core.settings import Settings
 from core.types import Principal
 from serve.app import create_app
+from tests.conftest import ENCLAVE, free_port, wait_for_http
 from tests.workers.conftest import write_texts
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Api:
     def __init__(self, container: Container, host: str = "127.0.0.1") -> None:
         self.container = container
-        port = _free_port()
+        port = free_port()
         config = uvicorn.Config(create_app(container), host=host, port=port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -202,24 +197,14 @@ def test_admin_routes_refuse_clients_from_other_machines(
 def test_enclave_serve_runs_the_api(cli_env: dict[str, str], root: Path) -> None:
     import subprocess
 
-    from tests.conftest import ENCLAVE
-
-    port = _free_port()
+    port = free_port()
     env = {**cli_env, "ENCLAVE_JOBS__MODE": "inline",
            "ENCLAVE_JOBS__ALLOWED_ROOTS": f'["{root}"]'}
     proc = subprocess.Popen([str(ENCLAVE), "serve", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.2)
+        wait_for_http(f"{base}/healthz", proc, 60)
         response = httpx.post(f"{base}/v1/admin/jobs", json={"paths": [str(root)]}, timeout=120)
         assert response.status_code == 202 and response.json()["counts"]["done"] == 3
         assert httpx.get(f"{base}/v1/admin/jobs", timeout=10).json()["jobs"][0]["status"] == "done"

@@ -4,7 +4,6 @@ are down, silent or too slow, which must give a clear error within the deadline.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -12,7 +11,6 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import pytest
 
 from core.container import Container
@@ -22,15 +20,10 @@ from core.types import Principal
 from serve.answer import Answerer
 from serve.llm_local import default_model_path
 from serve.llm_openai import OpenAICompatibleGenerator
+from tests.conftest import free_port, wait_for_http
 
 MODEL = "SmolLM2-135M-Instruct"
 MESSAGES = [{"role": "user", "content": "Say hello in one short sentence."}]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _generator(base_url: str, timeout_s: float = 60.0, retries: int = 2) -> OpenAICompatibleGenerator:
@@ -47,7 +40,7 @@ def _generator(base_url: str, timeout_s: float = 60.0, retries: int = 2) -> Open
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("llama-server") / "server.log").open("w")
     proc = subprocess.Popen(
         [
@@ -70,16 +63,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, f"llama_cpp.server exited ({proc.returncode})"
-            assert time.monotonic() < deadline, "llama_cpp.server did not start in 120 s"
-            time.sleep(0.5)
+        wait_for_http(f"{base}/models", proc, 120)
         yield base
     finally:
         proc.terminate()
@@ -122,7 +106,7 @@ def test_grounded_answers_through_the_openai_compatible_path(llama_server: str, 
 def test_a_server_that_is_down_is_a_clear_error_after_bounded_retries() -> None:
     started = time.monotonic()
     with pytest.raises(ModelError, match=r"unreachable \(3 attempts\)"):
-        list(_generator(f"http://127.0.0.1:{_free_port()}/v1", timeout_s=10, retries=2).stream(MESSAGES, 8))
+        list(_generator(f"http://127.0.0.1:{free_port()}/v1", timeout_s=10, retries=2).stream(MESSAGES, 8))
     assert time.monotonic() - started < 10
 
 
