@@ -24,6 +24,7 @@ from core.ports import (
 )
 from core.registry import Registry
 from core.settings import Settings
+from core.users import UserBook
 
 if TYPE_CHECKING:
     from ingest.jobs import JobRunner
@@ -63,6 +64,10 @@ class Container:
     @cached_property
     def registry(self) -> Registry:
         return Registry(self.database)
+
+    @cached_property
+    def users(self) -> UserBook:
+        return UserBook(self.database)
 
     @cached_property
     def jobs(self) -> JobBook:

@@ -6,7 +6,8 @@
     ├── ConfigError                 settings that cannot work together
     ├── InputError                  a request or argument that is wrong (HTTP 4xx, CLI exit 2)
     │   ├── NotFound                no such document, chunk or path
-    │   └── AccessDenied            the principal may not see or do this
+    │   ├── AccessDenied            the principal may not see or do this (HTTP 403)
+    │   └── Unauthenticated         no credentials, or unknown or revoked ones (HTTP 401)
     ├── DocumentError               one file cannot be ingested; the run goes on without it
     │   ├── UnsupportedType         no parser for this kind of file
     │   ├── EmptyDocument           the file holds no extractable text
@@ -48,6 +49,10 @@ class NotFound(InputError):
 
 
 class AccessDenied(InputError):
+    pass
+
+
+class Unauthenticated(InputError):
     pass
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from core.container import Container
 from serve import http_errors
+from serve.health import readiness
 from serve.routes import admin
 
 
@@ -19,8 +21,17 @@ def create_app(container: Container) -> FastAPI:
     http_errors.install(app)
     app.include_router(admin.router)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
+        """The process is alive (no authentication)."""
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Store, database, model and broker reachable (no authentication): 200 or 503."""
+        checks = readiness(container)
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
+                            status_code=200 if ready else 503)
 
     return app

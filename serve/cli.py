@@ -14,7 +14,7 @@ import typer
 
 from core.errors import InputError
 from core.types import Answer, Hit, Principal
-from serve import cli_jobs
+from serve import cli_jobs, cli_users
 from serve.cli_common import (
     EXIT_SOME_FAILED,
     GroupOpt,
@@ -38,6 +38,7 @@ app.add_typer(bench_app, name="bench")
 eval_app = typer.Typer(help="Quality measured on public benchmarks (not tests).", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 app.add_typer(cli_jobs.jobs_app, name="jobs")
+app.add_typer(cli_users.users_app, name="users")
 app.command()(cli_jobs.worker)
 app.command()(cli_jobs.serve)
 

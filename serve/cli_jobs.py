@@ -148,7 +148,7 @@ def serve(
     = None,
     port: Annotated[int | None, typer.Option(help="Default ENCLAVE_SERVE__PORT (8000).")] = None,
 ) -> None:
-    """Run the HTTP API (admin routes: loopback only until authentication arrives)."""
+    """Run the HTTP API (every route but /healthz and /readyz needs an API key)."""
     import uvicorn
 
     from core.container import Container

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from core.container import Container
-from core.errors import AccessDenied
+from core.errors import AccessDenied, Unauthenticated
+from core.types import Principal
 from ingest.jobs import JobRunner
 
 
@@ -26,16 +27,27 @@ def get_runner(container: ContainerDep) -> JobRunner:
 RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 
 
-def require_loopback(request: Request) -> str:
-    """Admin routes answer only this machine until authentication arrives; returns the caller."""
-    host = request.client.host if request.client else ""
-    try:
-        local = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        local = False
-    if not local:
-        raise AccessDenied("admin routes answer only clients on this machine (loopback)")
-    return f"admin@{host}"
+def get_principal(request: Request, container: ContainerDep) -> Principal:
+    """The caller, from ``Authorization: Bearer <API key>``."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthenticated("send your API key as 'Authorization: Bearer <key>'")
+    principal = container.users.authenticate(key.strip())
+    if principal is None:
+        raise Unauthenticated("unknown or revoked API key")
+    return principal
 
 
-AdminDep = Annotated[str, Depends(require_loopback)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_role(role: str) -> Callable[[Principal], Principal]:
+    def check(principal: PrincipalDep) -> Principal:
+        if role not in principal.roles:
+            raise AccessDenied(f"this route needs the {role} role")
+        return principal
+
+    return check
+
+
+AdminDep = Annotated[Principal, Depends(require_role("admin"))]

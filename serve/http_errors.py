@@ -22,6 +22,7 @@ from core.errors import (
     InputError,
     NotFound,
     TooLarge,
+    Unauthenticated,
 )
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 def status_of(exc: EnclaveError) -> tuple[int, str]:
     match exc:
+        case Unauthenticated():
+            return 401, "unauthenticated"
         case NotFound():
             return 404, "not_found"
         case AccessDenied():
@@ -54,7 +57,8 @@ def install(app: FastAPI) -> None:
         status, code = status_of(exc)
         if status >= 500:
             log.warning("%s: %s", code, exc)
-        return JSONResponse(_body(code, str(exc)), status_code=status)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(_body(code, str(exc)), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""Admin routes: ingestion jobs and document removal. Loopback only until authentication."""
+"""Admin routes: ingestion jobs and document removal. Callers need the admin role."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from starlette.datastructures import UploadFile
 from core.errors import InputError
 from core.jobs import ITEM_STATUSES
 from ingest.pipeline import validate_groups
-from serve.deps import AdminDep, ContainerDep, RunnerDep, require_loopback
+from serve.deps import AdminDep, ContainerDep, RunnerDep, require_role
 from serve.schemas import DocumentDeleted, JobCreate, JobDetail, JobList, JobOut
 from serve.uploads import save_uploads
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_loopback)])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_role("admin"))])
 
 _BODY_DOC = {
     "requestBody": {
@@ -51,7 +51,7 @@ async def submit_job(
         groups = list(validate_groups([str(g) for g in form.getlist("groups")]))
         folder = await save_uploads(files, limits.resolved_upload_dir,
                                     int(limits.jobs.max_upload_mb * 2**20))
-        job = await run_in_threadpool(runner.submit, [folder], groups, owner=caller)
+        job = await run_in_threadpool(runner.submit, [folder], groups, owner=caller.user_id)
         return JobOut.of(job)
     if kind != "application/json":
         raise InputError("send application/json ({paths, groups, sync}) or multipart/form-data")
@@ -62,7 +62,7 @@ async def submit_job(
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise InputError(f"{where}: {first.get('msg')}" if where else str(first.get("msg"))) from exc
     job = await run_in_threadpool(
-        runner.submit, body.paths, body.groups, sync=body.sync, owner=caller, require_roots=True
+        runner.submit, body.paths, body.groups, sync=body.sync, owner=caller.user_id, require_roots=True
     )
     return JobOut.of(job)
 

@@ -11,7 +11,7 @@ from core.db import Database
 from core.jobs import JobBook
 from core.registry import Registry
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 def _revision(url: str) -> str:
@@ -26,7 +26,8 @@ def test_a_new_sqlite_database_is_migrated_to_head(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new.db'}"
     db = Database(url)
     tables = set(inspect(db.engine).get_table_names())
-    assert {"documents", "document_versions", "jobs", "job_items", "dead_letters"} <= tables
+    assert {"documents", "document_versions", "jobs", "job_items", "dead_letters", "users",
+            "api_keys"} <= tables
     db.close()
     assert _revision(url) == HEAD
     Database(url).close()  # opening again is a no-op
@@ -38,7 +39,7 @@ def test_a_database_from_before_migrations_is_stamped_and_upgraded(tmp_path: Pat
     db = Database(url)
     Registry(db).record_failure("d1", "/docs/a.pdf", None, "corrupt: test")
     with db.engine.begin() as conn:  # back to what the first release left: no jobs, no stamp
-        for table in ("dead_letters", "job_items", "jobs", "alembic_version"):
+        for table in ("api_keys", "users", "dead_letters", "job_items", "jobs", "alembic_version"):
             conn.execute(text(f"DROP TABLE {table}"))
     db.close()
 

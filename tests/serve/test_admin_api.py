@@ -1,8 +1,10 @@
-"""The admin API on a real HTTP server (uvicorn), jobs run inline on the real pipeline."""
+"""The admin API on a real HTTP server (uvicorn), jobs run inline on the real pipeline.
+
+Callers authenticate with API keys; admin routes need the admin role.
+"""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +37,10 @@ class Api:
             assert time.monotonic() < deadline, "the API server did not start"
             time.sleep(0.05)
         self.port = port
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+        self.base = f"http://127.0.0.1:{port}"
+        self.admin_key = container.users.add("root-admin", (), ("admin",))
+        self.http = httpx.Client(base_url=self.base, timeout=120,
+                                 headers={"Authorization": f"Bearer {self.admin_key}"})
 
     def stop(self) -> None:
         self.http.close()
@@ -172,26 +177,45 @@ def test_an_oversized_upload_is_refused_and_not_kept(make_api: Callable[..., Api
     assert not upload_root.exists() or not any(upload_root.iterdir())
 
 
-def _non_loopback_address() -> str | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("192.0.2.123", 9))  # no packet is sent: this only picks a route
-            address = str(s.getsockname()[0])
-        except OSError:
-            return None
-    return None if address.startswith("127.") else address
-
-
-def test_admin_routes_refuse_clients_from_other_machines(
+def test_every_route_needs_a_key_and_admin_routes_the_admin_role(
     make_api: Callable[..., Api], root: Path
 ) -> None:
-    address = _non_loopback_address()
-    if address is None:
-        pytest.skip("this machine has no network address besides loopback")
-    api = make_api(host="0.0.0.0", allowed_roots=[root])
-    remote = httpx.get(f"http://{address}:{api.port}/v1/admin/jobs", timeout=30)
-    assert remote.status_code == 403 and "loopback" in remote.json()["detail"]
-    assert api.http.get("/v1/admin/jobs").status_code == 200
+    api = make_api(allowed_roots=[root])
+    employee = api.container.users.add("erin", ("hr",), ("employee",))
+    auditor = api.container.users.add("audrey", (), ("auditor",))
+    routes = [("GET", "/v1/admin/jobs"), ("GET", "/v1/admin/jobs/x"),
+              ("POST", "/v1/admin/jobs"), ("POST", "/v1/admin/jobs/x/cancel"),
+              ("POST", "/v1/admin/jobs/x/retry"), ("DELETE", "/v1/admin/documents/x")]
+    for method, path in routes:
+        none = httpx.request(method, api.base + path, json={"paths": [str(root)]})
+        assert none.status_code == 401 and none.headers["www-authenticate"] == "Bearer"
+        wrong = httpx.request(method, api.base + path, headers={"Authorization": "Bearer enc_nope"})
+        assert wrong.status_code == 401 and "unknown or revoked" in wrong.json()["detail"]
+        for key in (employee, auditor):
+            denied = httpx.request(method, api.base + path, json={"paths": [str(root)]},
+                                   headers={"Authorization": f"Bearer {key}"})
+            assert denied.status_code == 403, (method, path, denied.text)
+            assert "needs the admin role" in denied.json()["detail"]
+    assert api.container.jobs.jobs() == []
+
+    api.container.users.revoke("root-admin")
+    assert api.http.get("/v1/admin/jobs").status_code == 401
+    assert httpx.get(api.base + "/healthz").status_code == 200
+
+
+def test_readiness_names_what_is_unreachable(make_api: Callable[..., Api]) -> None:
+    api = make_api()
+    ready = httpx.get(api.base + "/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready",
+                            "checks": {"database": "ok", "store": "ok", "model": "ok"}}
+
+    api.container.settings.jobs.mode = "celery"
+    api.container.settings.jobs.broker_url = "redis://127.0.0.1:9/0"  # nothing listens
+    down = httpx.get(api.base + "/readyz", timeout=30)
+    assert down.status_code == 503 and down.json()["status"] == "unavailable"
+    assert down.json()["checks"]["broker"].startswith("unavailable")
+    assert down.json()["checks"]["store"] == "ok"
 
 
 def test_enclave_serve_runs_the_api(cli_env: dict[str, str], root: Path) -> None:
@@ -200,14 +224,23 @@ def test_enclave_serve_runs_the_api(cli_env: dict[str, str], root: Path) -> None
     port = free_port()
     env = {**cli_env, "ENCLAVE_JOBS__MODE": "inline",
            "ENCLAVE_JOBS__ALLOWED_ROOTS": f'["{root}"]'}
+    added = subprocess.run([str(ENCLAVE), "users", "add", "ops", "--role", "admin"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert added.returncode == 0, added.stderr
+    key = added.stdout.strip().splitlines()[-1]  # the key is the last line
+    assert key.startswith("enc_")
     proc = subprocess.Popen([str(ENCLAVE), "serve", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base}/healthz", proc, 60)
-        response = httpx.post(f"{base}/v1/admin/jobs", json={"paths": [str(root)]}, timeout=120)
+        auth = {"Authorization": f"Bearer {key}"}
+        response = httpx.post(f"{base}/v1/admin/jobs", json={"paths": [str(root)]}, timeout=120,
+                              headers=auth)
         assert response.status_code == 202 and response.json()["counts"]["done"] == 3
-        assert httpx.get(f"{base}/v1/admin/jobs", timeout=10).json()["jobs"][0]["status"] == "done"
+        assert response.json()["owner"] == "ops"
+        listed = httpx.get(f"{base}/v1/admin/jobs", timeout=10, headers=auth).json()
+        assert listed["jobs"][0]["status"] == "done"
     finally:
         proc.terminate()
         proc.wait(timeout=30)

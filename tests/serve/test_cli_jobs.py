@@ -38,3 +38,37 @@ def test_usage_errors_exit_2(cli_env: dict[str, str], tmp_path: Path) -> None:
     not_folder = _enclave(cli_env, "jobs", "submit", str(tmp_path / "docs" / "memo-000.txt"),
                           "--sync")
     assert not_folder.returncode == 2 and "--sync works on folders" in not_folder.stderr
+
+
+def test_users_add_list_revoke(cli_env: dict[str, str]) -> None:
+    from core.container import Container
+    from core.settings import Settings
+
+    added = _enclave(cli_env, "users", "add", "dana@example.com", "--group", "hr", "--group",
+                     "legal", "--role", "auditor")
+    assert added.returncode == 0, added.stderr
+    key = added.stdout.strip().splitlines()[-1]
+    assert key.startswith("enc_") and len(key) > 40
+    listed = json.loads(_enclave(cli_env, "users", "list", "--json").stdout)["users"]
+    assert listed == [{"user_id": "dana@example.com", "groups": ["hr", "legal"],
+                       "roles": ["auditor"], "keys": [key[:10]], "revoked": False}]
+    container = Container(Settings(data_dir=Path(cli_env["ENCLAVE_DATA_DIR"])))
+    try:
+        principal = container.users.authenticate(key)
+        assert principal is not None and principal.groups == ("hr", "legal")
+        # Only the digest is stored: the key itself is nowhere in the database.
+        with container.database.engine.connect() as conn:
+            from sqlalchemy import text
+
+            stored = conn.execute(text("SELECT key_sha256, shown FROM api_keys")).one()
+        assert key not in stored and stored.shown == key[:10]
+
+        revoked = _enclave(cli_env, "users", "revoke", "dana@example.com")
+        assert revoked.returncode == 0 and "1 active key" in revoked.stdout
+        assert container.users.authenticate(key) is None
+    finally:
+        container.close()
+    bad_role = _enclave(cli_env, "users", "add", "eve", "--role", "root")
+    assert bad_role.returncode == 2 and "unknown role" in bad_role.stderr
+    unknown = _enclave(cli_env, "users", "revoke", "nobody")
+    assert unknown.returncode == 2 and "no user 'nobody'" in unknown.stderr

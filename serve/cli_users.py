@@ -1,0 +1,67 @@
+"""``enclave users``: principals and their API keys (shown once, stored as hashes)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from core.users import ROLES, User
+from serve.cli_common import GroupOpt, JsonOpt, container_scope, out, run_cli
+
+users_app = typer.Typer(help="Users of the HTTP API and their API keys.", no_args_is_help=True)
+UserArg = Annotated[str, typer.Argument(help="The user's id, e.g. an e-mail address.")]
+
+
+@users_app.command("add")
+def add(
+    user: UserArg,
+    group: GroupOpt = None,
+    role: Annotated[list[str] | None, typer.Option(
+        "--role", "-r", help=f"Role (repeatable): {', '.join(ROLES)}. Default: employee.")] = None,
+) -> None:
+    """Create a user (or update their groups and roles) and print a new API key, last."""
+    from ingest.pipeline import validate_groups
+
+    def work() -> str:
+        groups = validate_groups(group or ())
+        with container_scope() as c:
+            return c.users.add(user, groups, role or ())
+
+    key = run_cli(work)
+    out.print(f"user {user}: groups {', '.join(group or ()) or '(public only)'}; "
+              f"roles {', '.join(sorted(set(role or ['employee'])))}")
+    out.print("API key (shown only now; send it as 'Authorization: Bearer <key>'):")
+    out.print(key)
+
+
+@users_app.command("revoke")
+def revoke(user: UserArg) -> None:
+    """Revoke a user and every key of theirs."""
+
+    def work() -> int:
+        with container_scope() as c:
+            return c.users.revoke(user)
+
+    keys = run_cli(work)
+    out.print(f"revoked {user} ({keys} active key(s))")
+
+
+@users_app.command("list")
+def list_users(as_json: JsonOpt = False) -> None:
+    """Users with their groups, roles and the first characters of their active keys."""
+
+    def work() -> list[User]:
+        with container_scope() as c:
+            return c.users.users()
+
+    users = run_cli(work)
+    if as_json:
+        out.print_json(data={"users": [
+            {"user_id": u.user_id, "groups": list(u.groups), "roles": list(u.roles),
+             "keys": list(u.keys), "revoked": u.revoked} for u in users]})
+        return
+    for u in users:
+        state = "revoked" if u.revoked else f"keys {', '.join(k + '...' for k in u.keys)}"
+        out.print(f"{u.user_id:<30} groups {','.join(u.groups) or '-':<20} "
+                  f"roles {','.join(u.roles):<22} {state}")
