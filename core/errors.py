@@ -7,7 +7,8 @@
     ├── InputError                  a request or argument that is wrong (HTTP 4xx, CLI exit 2)
     │   ├── NotFound                no such document, chunk or path
     │   ├── AccessDenied            the principal may not see or do this (HTTP 403)
-    │   └── Unauthenticated         no credentials, or unknown or revoked ones (HTTP 401)
+    │   ├── Unauthenticated         no credentials, or unknown or revoked ones (HTTP 401)
+    │   └── RateLimited             this key sent too many requests; retry later (HTTP 429)
     ├── DocumentError               one file cannot be ingested; the run goes on without it
     │   ├── UnsupportedType         no parser for this kind of file
     │   ├── EmptyDocument           the file holds no extractable text
@@ -18,7 +19,8 @@
     └── BackendError                a store, database or model is unavailable: transient, retry later
         ├── StoreError              Qdrant
         ├── RegistryError           the metadata database
-        └── ModelError              the language model: unreachable, too slow, or failed
+        ├── ModelError              the language model: unreachable, too slow, or failed
+        └── Busy                    every answer slot is taken; retry shortly (HTTP 503)
 
 ``DocumentError.reason`` is the one-line reason recorded in the registry and printed by the CLI.
 """
@@ -54,6 +56,12 @@ class AccessDenied(InputError):
 
 class Unauthenticated(InputError):
     pass
+
+
+class RateLimited(InputError):
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class DocumentError(EnclaveError):
@@ -105,3 +113,9 @@ class RegistryError(BackendError):
 
 class ModelError(BackendError):
     pass
+
+
+class Busy(BackendError):
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -168,9 +168,15 @@ class JobsSettings(BaseModel):
 
 
 class ServeSettings(BaseModel):
-    # Loopback only until the query service brings authentication.
+    # This machine only by default; set 0.0.0.0 to serve the network (keys are required).
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # JSON bodies larger than this are refused (413); admin uploads have their own limit.
+    max_body_kb: int = Field(default=256, ge=1)
+    # Answers generated at once; one more gets 503 with Retry-After instead of a queue.
+    max_concurrent_answers: int = Field(default=2, ge=1)
+    # Requests per minute per API key (a token bucket); beyond: 429 with Retry-After.
+    rate_per_minute: int = Field(default=60, ge=1)
 
 
 class Settings(BaseSettings):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +95,10 @@ class Principal:
     user_id: str
     groups: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
+
+    def may_read(self, acl: Sequence[str]) -> bool:
+        """A document with no groups is public; otherwise one shared group is needed."""
+        return not acl or bool(set(acl) & set(self.groups))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from core.container import Container
 from core.errors import AccessDenied, Unauthenticated
 from core.types import Principal
 from ingest.jobs import JobRunner
+from serve.limits import AnswerGate
 
 
 def get_container(request: Request) -> Container:
@@ -35,6 +36,7 @@ def get_principal(request: Request, container: ContainerDep) -> Principal:
     principal = container.users.authenticate(key.strip())
     if principal is None:
         raise Unauthenticated("unknown or revoked API key")
+    request.app.state.rate.check(principal.user_id)
     return principal
 
 
@@ -51,3 +53,10 @@ def require_role(role: str) -> Callable[[Principal], Principal]:
 
 
 AdminDep = Annotated[Principal, Depends(require_role("admin"))]
+
+
+def get_gate(request: Request) -> AnswerGate:
+    return request.app.state.gate  # type: ignore[no-any-return]
+
+
+GateDep = Annotated[AnswerGate, Depends(get_gate)]

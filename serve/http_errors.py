@@ -7,6 +7,7 @@ request-independent message.
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,11 +17,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.errors import (
     AccessDenied,
     BackendError,
+    Busy,
     ConfigError,
     DocumentError,
     EnclaveError,
     InputError,
     NotFound,
+    RateLimited,
     TooLarge,
     Unauthenticated,
 )
@@ -32,6 +35,8 @@ def status_of(exc: EnclaveError) -> tuple[int, str]:
     match exc:
         case Unauthenticated():
             return 401, "unauthenticated"
+        case RateLimited():
+            return 429, "rate_limited"
         case NotFound():
             return 404, "not_found"
         case AccessDenied():
@@ -40,6 +45,8 @@ def status_of(exc: EnclaveError) -> tuple[int, str]:
             return 413, "too_large"
         case InputError() | DocumentError():
             return 400, "invalid_request"
+        case Busy():
+            return 503, "busy"
         case BackendError():
             return 503, "unavailable"
         case ConfigError():
@@ -57,7 +64,10 @@ def install(app: FastAPI) -> None:
         status, code = status_of(exc)
         if status >= 500:
             log.warning("%s: %s", code, exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+        retry_after = getattr(exc, "retry_after_s", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
         return JSONResponse(_body(code, str(exc)), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

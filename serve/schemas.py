@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.conversations import Conversation
 from core.jobs import DeadLetter, Item, Job
 from core.registry import DocumentInfo
+from core.types import Answer, Chunk, Citation
 
 
 class JobCreate(BaseModel):
@@ -110,3 +113,138 @@ class DocumentDeleted(BaseModel):
 class ErrorOut(BaseModel):
     error: str
     detail: str
+
+
+# -- chat ----------------------------------------------------------------------------------------
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant"]
+    content: str | list[dict[str, Any]]
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        # OpenAI's content parts: keep the text ones.
+        return "\n".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str | None = Field(default=None, description="The question; or send messages.")
+    messages: list[ChatMessage] | None = Field(
+        default=None, max_length=100, description="A conversation ending with the user's turn.")
+    conversation_id: str | None = Field(
+        default=None, description="Continue a stored conversation of yours.")
+    stream: bool = Field(default=False, description="Server-Sent Events: tokens, then the answer.")
+
+    @model_validator(mode="after")
+    def _one_question(self) -> ChatRequest:
+        if (self.question is None) == (self.messages is None):
+            raise ValueError("send either question or messages")
+        if self.messages is not None and (not self.messages or self.messages[-1].role != "user"):
+            raise ValueError("messages must end with a user message")
+        return self
+
+
+class CitationOut(BaseModel):
+    n: int
+    chunk_id: str
+    doc_id: str
+    version: str
+    source: str
+    page: int | None
+    quote: str
+    start: int
+    end: int
+    supported: bool
+
+    @classmethod
+    def of(cls, c: Citation) -> CitationOut:
+        return cls(n=c.n, chunk_id=c.chunk_id, doc_id=c.doc_id, version=c.version,
+                   source=c.source, page=c.page, quote=c.quote, start=c.start, end=c.end,
+                   supported=c.supported)
+
+
+class ChatResponse(BaseModel):
+    conversation_id: str
+    answer: str
+    refused: bool
+    citations: list[CitationOut]
+    model: str
+    timings: dict[str, float]
+
+    @classmethod
+    def of(cls, answer: Answer, conversation_id: str) -> ChatResponse:
+        return cls(conversation_id=conversation_id, answer=answer.text, refused=answer.refused,
+                   citations=[CitationOut.of(c) for c in answer.citations], model=answer.model,
+                   timings=dict(answer.timings))
+
+
+class ConversationOut(BaseModel):
+    conversation_id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    turns: int
+
+    @classmethod
+    def of(cls, c: Conversation) -> ConversationOut:
+        return cls(conversation_id=c.conversation_id, title=c.title, created_at=c.created_at,
+                   updated_at=c.updated_at, turns=c.turns)
+
+
+class TurnOut(BaseModel):
+    question: str
+    answer: dict[str, Any]
+    created_at: datetime
+
+
+class ConversationDetail(ConversationOut):
+    messages: list[TurnOut]
+
+
+class ConversationList(BaseModel):
+    conversations: list[ConversationOut]
+
+
+# -- documents -----------------------------------------------------------------------------------
+
+
+class DocumentOut(BaseModel):
+    doc_id: str
+    source: str
+    title: str
+    version: str | None
+    pages: int | None
+    chunks: int
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, info: DocumentInfo) -> DocumentOut:
+        return cls(doc_id=info.doc_id, source=info.source, title=info.title,
+                   version=info.active_version, pages=info.page_count, chunks=info.chunk_count,
+                   updated_at=info.updated_at)
+
+
+class ChunkOut(BaseModel):
+    chunk_id: str
+    doc_id: str
+    version: str
+    source: str
+    title: str
+    text: str
+    page_start: int | None
+    page_end: int | None
+    char_start: int
+    char_end: int
+
+    @classmethod
+    def of(cls, chunk: Chunk, info: DocumentInfo) -> ChunkOut:
+        return cls(chunk_id=chunk.chunk_id, doc_id=chunk.doc_id, version=chunk.version,
+                   source=info.source, title=info.title, text=chunk.text,
+                   page_start=chunk.page_start, page_end=chunk.page_end,
+                   char_start=chunk.char_start, char_end=chunk.char_end)

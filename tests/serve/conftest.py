@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 
 from core.container import Container
 from core.ports import Embedder, FakeGenerator
 from core.settings import Settings
 from serve.answer import Answerer
+from serve.app import create_app
+from tests.conftest import free_port
 
 INJECTION_MD = """\
 # Office plants
@@ -42,3 +48,32 @@ def answerer(c: Container, reply: Any = "", **answer: Any) -> tuple[Answerer, Fa
     generator = FakeGenerator(reply)
     settings = c.settings.answer.model_copy(update=answer)
     return Answerer(settings, c.settings.llm, c.searcher, c.answerer.verifier, lambda: generator), generator
+
+
+class Api:
+    """The app on a real uvicorn server (a thread of this process), with an admin key."""
+
+    def __init__(self, container: Container, host: str = "127.0.0.1") -> None:
+        self.container = container
+        port = free_port()
+        config = uvicorn.Config(create_app(container), host=host, port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the API server did not start"
+            time.sleep(0.05)
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.admin_key = container.users.add("root-admin", (), ("admin",))
+        self.http = httpx.Client(base_url=self.base, timeout=120,
+                                 headers={"Authorization": f"Bearer {self.admin_key}"})
+
+    def app_gate(self) -> Any:
+        return self.server.config.app.state.gate
+
+    def stop(self) -> None:
+        self.http.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=20)

@@ -5,47 +5,20 @@ Callers authenticate with API keys; admin routes need the admin role.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from core.container import Container
 from core.ports import Embedder
 from core.settings import Settings
 from core.types import Principal
-from serve.app import create_app
 from tests.conftest import ENCLAVE, free_port, wait_for_http
+from tests.serve.conftest import Api
 from tests.workers.conftest import write_texts
-
-
-class Api:
-    def __init__(self, container: Container, host: str = "127.0.0.1") -> None:
-        self.container = container
-        port = free_port()
-        config = uvicorn.Config(create_app(container), host=host, port=port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the API server did not start"
-            time.sleep(0.05)
-        self.port = port
-        self.base = f"http://127.0.0.1:{port}"
-        self.admin_key = container.users.add("root-admin", (), ("admin",))
-        self.http = httpx.Client(base_url=self.base, timeout=120,
-                                 headers={"Authorization": f"Bearer {self.admin_key}"})
-
-    def stop(self) -> None:
-        self.http.close()
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
 
 
 @pytest.fixture

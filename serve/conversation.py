@@ -1,0 +1,129 @@
+"""One chat exchange, shared by /v1/chat and the OpenAI-compatible route.
+
+The question and the turns before it come from a stored conversation of the caller's or
+from the messages of the request; the answer runs in a worker thread holding an answer
+slot; streaming hands tokens over from that thread to the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.concurrency import run_in_threadpool
+
+from core.container import Container
+from core.errors import EnclaveError, InputError
+from core.types import Answer, Principal
+from serve.answer import Turn
+from serve.http_errors import status_of
+from serve.limits import AnswerGate
+from serve.schemas import ChatMessage, ChatResponse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    question: str
+    history: tuple[Turn, ...]
+    conversation_id: str | None  # stored turns go here (None: not stored)
+
+
+def from_messages(messages: Sequence[ChatMessage]) -> tuple[str, tuple[Turn, ...]]:
+    """The last user message is the question; earlier user/assistant pairs are history."""
+    question = messages[-1].text()
+    history: list[Turn] = []
+    pending: str | None = None
+    for m in messages[:-1]:
+        if m.role == "user":
+            pending = m.text()
+        elif m.role == "assistant" and pending is not None:
+            history.append(Turn(pending, m.text()))
+            pending = None
+    return question, tuple(history)
+
+
+def prepare(container: Container, principal: Principal, question: str | None,
+            messages: Sequence[ChatMessage] | None, conversation_id: str | None,
+            store: bool) -> Exchange:
+    book = container.conversations
+    if messages is not None:
+        question, history = from_messages(messages)
+    else:
+        assert question is not None
+        history = ()
+    if not question.strip():
+        raise InputError("the question is empty")
+    if conversation_id is not None:
+        stored = book.turns(principal.user_id, conversation_id)  # NotFound unless theirs
+        history = tuple(Turn(t.question, str(t.answer.get("answer", ""))) for t in stored) + history
+    elif store:
+        conversation_id = book.start(principal.user_id, question.strip())
+    return Exchange(question, history, conversation_id)
+
+
+async def answer(container: Container, gate: AnswerGate, principal: Principal,
+                 exchange: Exchange) -> Answer:
+    with gate.slot():
+        result = await run_in_threadpool(container.answerer.answer, exchange.question, principal,
+                                         exchange.history)
+    _record(container, principal, exchange, result)
+    return result
+
+
+async def stream(container: Container, gate: AnswerGate, principal: Principal,
+                 exchange: Exchange) -> AsyncIterator[tuple[str, Any]]:
+    """("token", text) as the model writes, then ("answer", Answer) or ("error", detail).
+
+    The caller must have taken a slot of ``gate``; it is given back here at the end.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def on_token(text: str) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, ("token", text))
+
+    def work() -> None:
+        try:
+            result = container.answerer.answer(exchange.question, principal, exchange.history,
+                                               on_token=on_token)
+            _record(container, principal, exchange, result)
+            loop.call_soon_threadsafe(queue.put_nowait, ("answer", result))
+        except Exception as exc:
+            if not isinstance(exc, EnclaveError):
+                log.exception("answering failed")
+            loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+
+    task = loop.run_in_executor(None, work)
+    try:
+        while True:
+            kind, value = await queue.get()
+            yield kind, value
+            if kind != "token":
+                break
+    finally:
+        await task
+        gate.give_back()
+
+
+def _record(container: Container, principal: Principal, exchange: Exchange, result: Answer) -> None:
+    if exchange.conversation_id is not None:
+        body = ChatResponse.of(result, exchange.conversation_id).model_dump(mode="json")
+        container.conversations.add_turn(principal.user_id, exchange.conversation_id,
+                                         exchange.question, body)
+
+
+def error_body(exc: BaseException) -> dict[str, str]:
+    """What a stream says when answering fails midway (the status line has gone already)."""
+    if isinstance(exc, EnclaveError):
+        return {"error": status_of(exc)[1], "detail": str(exc)}
+    return {"error": "internal", "detail": "internal error; see the server log"}
+
+
+def event(kind: str, data: Any) -> dict[str, str]:
+    return {"event": kind, "data": json.dumps(data)}

@@ -1,0 +1,104 @@
+"""Employees' routes: chat (streaming or not), their conversations, and cited text."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sse_starlette.sse import EventSourceResponse
+
+from core.errors import NotFound
+from serve import conversation
+from serve.deps import ContainerDep, GateDep, PrincipalDep
+from serve.schemas import (
+    ChatRequest,
+    ChatResponse,
+    ChunkOut,
+    ConversationDetail,
+    ConversationList,
+    ConversationOut,
+    DocumentOut,
+    TurnOut,
+)
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+
+
+@router.post("/chat", response_model=ChatResponse,
+             responses={200: {"content": {"text/event-stream": {}}}})
+async def chat(body: ChatRequest, principal: PrincipalDep, container: ContainerDep,
+               gate: GateDep) -> Any:
+    """Ask; with ``stream``: Server-Sent Events ``token`` ... then ``answer`` (or ``error``)."""
+    exchange = conversation.prepare(container, principal, body.question, body.messages,
+                                    body.conversation_id, store=True)
+    assert exchange.conversation_id is not None
+    if not body.stream:
+        answer = await conversation.answer(container, gate, principal, exchange)
+        return ChatResponse.of(answer, exchange.conversation_id)
+    gate.take()  # before the response starts: a full server answers 503, not a broken stream
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async for kind, value in conversation.stream(container, gate, principal, exchange):
+            if kind == "token":
+                yield conversation.event("token", {"text": value})
+            elif kind == "answer":
+                assert exchange.conversation_id is not None
+                body = ChatResponse.of(value, exchange.conversation_id)
+                yield conversation.event("answer", body.model_dump(mode="json"))
+            else:
+                yield conversation.event("error", conversation.error_body(value))
+
+    return EventSourceResponse(events())
+
+
+@router.get("/conversations", response_model=ConversationList)
+def conversations(principal: PrincipalDep, container: ContainerDep,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                  offset: Annotated[int, Query(ge=0)] = 0) -> ConversationList:
+    """Your conversations, newest first."""
+    found = container.conversations.conversations(principal.user_id, limit, offset)
+    return ConversationList(conversations=[ConversationOut.of(c) for c in found])
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetail)
+def conversation_detail(conversation_id: str, principal: PrincipalDep,
+                        container: ContainerDep) -> ConversationDetail:
+    book = container.conversations
+    found = book.owned(principal.user_id, conversation_id)
+    turns = book.turns(principal.user_id, conversation_id)
+    return ConversationDetail(
+        **ConversationOut.of(found).model_dump(),
+        messages=[TurnOut(question=t.question, answer=t.answer, created_at=t.created_at)
+                  for t in turns],
+    )
+
+
+@router.get("/documents/{doc_id}", response_model=DocumentOut)
+def document(doc_id: str, principal: PrincipalDep, container: ContainerDep) -> DocumentOut:
+    """A document's metadata, if you may read it (otherwise 404: it does not exist for you)."""
+    info = container.registry.get(doc_id)
+    if info is None or info.active_version is None or not principal.may_read(info.groups):
+        raise NotFound(f"no document {doc_id!r}")
+    return DocumentOut.of(info)
+
+
+@router.get("/chunks/{chunk_id}", response_model=ChunkOut)
+def chunk(chunk_id: str, principal: PrincipalDep, container: ContainerDep) -> ChunkOut:
+    """A cited passage's text, if you may read its document (otherwise 404)."""
+    found = container.store.retrieve([chunk_id]) if _uuid(chunk_id) else []
+    info = container.registry.get(found[0].doc_id) if found else None
+    if (not found or info is None or info.active_version != found[0].version
+            or not principal.may_read(info.groups)):
+        raise NotFound(f"no chunk {chunk_id!r}")
+    return ChunkOut.of(found[0], info)
+
+
+def _uuid(text: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

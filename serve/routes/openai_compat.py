@@ -1,0 +1,105 @@
+"""OpenAI-compatible chat completions, so the openai package or Open WebUI can talk to enclave.
+
+Content is the verified answer (what verification kept) followed by a sources list; the
+citations also come in an extra ``citations`` field. Streaming sends that verified text,
+never the model's raw tokens, which may hold sentences verification drops.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette.sse import EventSourceResponse
+
+from core.errors import InputError
+from core.types import Answer
+from serve import conversation
+from serve.deps import ContainerDep, GateDep, PrincipalDep
+from serve.schemas import ChatMessage, CitationOut
+
+router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+MODEL_ID = "enclave"
+
+
+class CompletionRequest(BaseModel):
+    # Clients send many OpenAI options (temperature, top_p, ...); they do not apply here.
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = MODEL_ID
+    messages: list[ChatMessage] = Field(min_length=1, max_length=100)
+    stream: bool = False
+
+
+@router.get("/models")
+def models(_: PrincipalDep) -> dict[str, Any]:
+    return {"object": "list",
+            "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "enclave"}]}
+
+
+@router.post("/chat/completions")
+async def completions(body: CompletionRequest, principal: PrincipalDep, container: ContainerDep,
+                      gate: GateDep) -> Any:
+    if body.messages[-1].role != "user":
+        raise InputError("messages must end with a user message")
+    exchange = conversation.prepare(container, principal, None, body.messages, None, store=False)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    if not body.stream:
+        answer = await conversation.answer(container, gate, principal, exchange)
+        return {
+            "id": completion_id, "object": "chat.completion", "created": int(time.time()),
+            "model": answer.model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": content_of(answer)}}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "citations": _citations(answer), "refused": answer.refused,
+        }
+    gate.take()
+
+    async def chunks() -> AsyncIterator[dict[str, str]]:
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, str]:
+            data = {"id": completion_id, "object": "chat.completion.chunk",
+                    "created": int(time.time()), "model": MODEL_ID,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+            return {"data": _json(data)}
+
+        yield chunk({"role": "assistant", "content": ""})
+        async for kind, value in conversation.stream(container, gate, principal, exchange):
+            if kind == "answer":
+                for piece in _pieces(content_of(value)):
+                    yield chunk({"content": piece})
+                yield chunk({}, "stop", citations=_citations(value), refused=value.refused)
+            elif kind == "error":
+                yield {"data": _json({"error": conversation.error_body(value)})}
+        yield {"data": "[DONE]"}
+
+    return EventSourceResponse(chunks())
+
+
+def content_of(answer: Answer) -> str:
+    if not answer.citations:
+        return answer.text
+    heading = "Closest passages:" if answer.refused else "Sources:"
+    lines = [answer.text, "", heading]
+    for c in answer.citations:
+        page = f", page {c.page}" if c.page else ""
+        lines.append(f'[{c.n}] {c.source}{page}: "{" ".join(c.quote.split())}"')
+    return "\n".join(lines)
+
+
+def _citations(answer: Answer) -> list[dict[str, Any]]:
+    return [CitationOut.of(c).model_dump() for c in answer.citations]
+
+
+def _pieces(text: str, size: int = 64) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data)
