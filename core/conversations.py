@@ -71,7 +71,7 @@ class ConversationBook:
         """The conversation if this user owns it; NotFound otherwise (never 'not yours')."""
         for c in self._list(user_id, conversation_id):
             return c
-        raise NotFound(f"no conversation {conversation_id!r}")
+        raise NotFound("no such conversation")
 
     def conversations(self, user_id: str, limit: int = 50, offset: int = 0) -> list[Conversation]:
         return self._list(user_id, None, limit, offset)

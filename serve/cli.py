@@ -361,6 +361,34 @@ def bench_jobs(
         )
 
 
+@bench_app.command("chat")
+def bench_chat(
+    key: Annotated[str, typer.Option(help="An API key of the server's (enclave users add).")],
+    url: Annotated[str, typer.Option(help="The running server.")] = "http://127.0.0.1:8000",
+    concurrency: Annotated[str, typer.Option(help="Concurrent clients, e.g. 1,2,8.")] = "1,2,8",
+    requests: Annotated[int, typer.Option(help="Chats per run.")] = 20,
+    question: Annotated[str, typer.Option(help="What every chat asks.")]
+    = "How many days of paid leave do employees get?",
+    as_json: JsonOpt = False,
+) -> None:
+    """Fire concurrent chats at a running server: p50/p95, answers/s, errors by status."""
+    from eval.bench_chat import bench_chat as run_bench
+
+    counts = [int(n) for n in concurrency.split(",") if n.strip()]
+    result = run_bench(url, key, question, counts, requests)
+    if as_json:
+        out.print_json(data=result)
+        return
+    for run in result["runs"]:
+        out.print(
+            f"concurrency {run['concurrency']}: {run['answered']}/{run['requests']} answered in "
+            f"{run['seconds']} s ({run['answers_per_s']}/s, {run['throughput_vs_first']}x), "
+            f"p50 {run['p50_s']} s, "
+            f"p95 {run['p95_s']} s; statuses {run['statuses']}; errors {run['errors']}; "
+            f"429/503 without Retry-After {run['rejected_without_retry_after']}"
+        )
+
+
 @bench_app.command("search")
 def bench_search(
     chunks: Annotated[int, typer.Option(help="Chunks in the store.")] = 100_000,

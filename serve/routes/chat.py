@@ -79,7 +79,7 @@ def document(doc_id: str, principal: PrincipalDep, container: ContainerDep) -> D
     """A document's metadata, if you may read it (otherwise 404: it does not exist for you)."""
     info = container.registry.get(doc_id)
     if info is None or info.active_version is None or not principal.may_read(info.groups):
-        raise NotFound(f"no document {doc_id!r}")
+        raise NotFound("no such document")  # the id is not echoed: nothing to confirm
     return DocumentOut.of(info)
 
 
@@ -90,7 +90,7 @@ def chunk(chunk_id: str, principal: PrincipalDep, container: ContainerDep) -> Ch
     info = container.registry.get(found[0].doc_id) if found else None
     if (not found or info is None or info.active_version != found[0].version
             or not principal.may_read(info.groups)):
-        raise NotFound(f"no chunk {chunk_id!r}")
+        raise NotFound("no such chunk")
     return ChunkOut.of(found[0], info)
 
 

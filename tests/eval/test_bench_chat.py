@@ -1,0 +1,31 @@
+"""`enclave bench chat` against a real server: figures printed, no errors within the slots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.container import Container
+from core.ports import Embedder
+from core.settings import Settings
+from eval.bench_chat import bench_chat
+from tests.serve.conftest import Api
+
+
+def test_bench_chat_reports_latency_and_outcomes(
+    tmp_path: Path, real_embedder: Embedder, samples: dict[str, Path]
+) -> None:
+    container = Container(Settings(data_dir=tmp_path / "data", answer={"mode": "extractive"},
+                                   serve={"max_concurrent_answers": 2, "rate_per_minute": 10_000}),
+                          embedder=real_embedder)
+    assert not container.ingestor.ingest([samples["public"]]).failed
+    api = Api(container)
+    try:
+        key = container.users.add("bench", (), ("employee",))
+        result = bench_chat(api.base, key, "How many days of paid leave?", [1, 2], requests=6)
+    finally:
+        api.stop()
+        container.close()
+    for run in result["runs"]:
+        assert run["answered"] == 6 and run["errors"] == 0 and run["statuses"] == {"200": 6}
+        assert 0 < run["p50_s"] <= run["p95_s"]
+    assert result["runs"][0]["throughput_vs_first"] == 1.0
