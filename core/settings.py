@@ -167,6 +167,27 @@ class JobsSettings(BaseModel):
         return self
 
 
+class OidcSettings(BaseModel):
+    """Bearer JWTs from the company's identity provider, beside API keys (off by default)."""
+
+    # A JWKS file, or a JWKS URL on the local network (fetched and cached; never the internet
+    # unless an admin points it there).
+    jwks_file: Path | None = None
+    jwks_url: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    user_claim: str = "sub"
+    # A list, or a space-separated string, of access groups.
+    groups_claim: str = "groups"
+    # Values among employee, auditor, admin; others are ignored. None present: employee.
+    roles_claim: str = "roles"
+
+    @property
+    def enabled(self) -> bool:
+        return self.jwks_file is not None or self.jwks_url is not None
+
+
 class ServeSettings(BaseModel):
     # This machine only by default; set 0.0.0.0 to serve the network (keys are required).
     host: str = "127.0.0.1"
@@ -177,6 +198,7 @@ class ServeSettings(BaseModel):
     max_concurrent_answers: int = Field(default=2, ge=1)
     # Requests per minute per API key (a token bucket); beyond: 429 with Retry-After.
     rate_per_minute: int = Field(default=60, ge=1)
+    oidc: OidcSettings = OidcSettings()
 
 
 class Settings(BaseSettings):

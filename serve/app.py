@@ -11,6 +11,7 @@ from core.container import Container
 from serve import http_errors
 from serve.health import readiness
 from serve.limits import AnswerGate, RateLimiter
+from serve.oidc import OidcVerifier
 from serve.routes import admin, chat, openai_compat
 
 
@@ -24,6 +25,7 @@ def create_app(container: Container) -> FastAPI:
     serve = container.settings.serve
     app.state.rate = RateLimiter(serve.rate_per_minute)
     app.state.gate = AnswerGate(serve.max_concurrent_answers)
+    app.state.oidc = OidcVerifier(serve.oidc) if serve.oidc.enabled else None
     http_errors.install(app)
     app.include_router(chat.router)
     app.include_router(openai_compat.router)

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from core.container import Container
 from core.errors import AccessDenied, Unauthenticated
 from core.types import Principal
+from core.users import KEY_PREFIX
 from ingest.jobs import JobRunner
 from serve.limits import AnswerGate
 
@@ -29,13 +30,18 @@ RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 
 
 def get_principal(request: Request, container: ContainerDep) -> Principal:
-    """The caller, from ``Authorization: Bearer <API key>``."""
+    """The caller, from ``Authorization: Bearer <API key or OIDC token>``."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthenticated("send your API key as 'Authorization: Bearer <key>'")
-    principal = container.users.authenticate(key.strip())
-    if principal is None:
-        raise Unauthenticated("unknown or revoked API key")
+    key = key.strip()
+    oidc = request.app.state.oidc
+    if oidc is not None and not key.startswith(KEY_PREFIX) and key.count(".") == 2:
+        principal = oidc.principal(key)
+    else:
+        principal = container.users.authenticate(key)
+        if principal is None:
+            raise Unauthenticated("unknown or revoked API key")
     request.app.state.rate.check(principal.user_id)
     return principal
 
