@@ -175,3 +175,30 @@ def test_bad_requests_and_limits(served: Api, tmp_path: Path, real_embedder: Emb
     finally:
         api.stop()
         limited.close()
+
+
+def test_every_route_but_health_needs_credentials(served: Api) -> None:
+    paths = httpx.get(served.base + "/openapi.json").json()["paths"]
+    checked = 0
+    for template, operations in paths.items():
+        if template in ("/healthz", "/readyz"):
+            continue
+        path = template.replace("{", "").replace("}", "")  # any value for path parameters
+        for method in operations:
+            response = httpx.request(method.upper(), served.base + path, json={"question": "x"})
+            assert response.status_code == 401, (method, template, response.text)
+            checked += 1
+    assert checked >= 13  # chat, 2 conversations, document, chunk, 2 openai, 6 admin
+    assert httpx.get(served.base + "/healthz").status_code == 200
+
+
+def test_a_citation_the_asker_may_not_read_is_withheld(served: Api) -> None:
+    from core.types import Answer, Citation, Principal
+    from serve.conversation import AccessCheckFailed, guard
+
+    finance_doc = next(d for d in served.container.registry.documents() if d.groups)
+    cited = Citation(1, "c", finance_doc.doc_id, "v", finance_doc.source, None, "q", 0, 1, True)
+    leaky = Answer("text", (cited,), False, "m")
+    with pytest.raises(AccessCheckFailed):
+        guard(served.container, Principal("nobody"), leaky)
+    guard(served.container, Principal("fin", ("finance",)), leaky)  # a reader: fine
