@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from core.container import Container
 from serve import http_errors
+from serve.body_limit import BodyLimit
 from serve.health import readiness
 from serve.limits import AnswerGate, RateLimiter
 from serve.oidc import OidcVerifier
@@ -31,17 +30,8 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        # Uploads to the admin API have their own, larger limit (ENCLAVE_JOBS__MAX_UPLOAD_MB).
-        limit = serve.max_body_kb * 1024
-        size = request.headers.get("content-length")
-        if not request.url.path.startswith("/v1/admin/") and size and size.isdigit() and (
-                int(size) > limit):
-            return JSONResponse({"error": "too_large",
-                                 "detail": f"the request body is over {serve.max_body_kb} KB"},
-                                status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_bytes=serve.max_body_kb * 1024,
+                       exempt_prefix="/v1/admin/")
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

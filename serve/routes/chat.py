@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -95,8 +96,6 @@ def chunk(chunk_id: str, principal: PrincipalDep, container: ContainerDep) -> Ch
 
 
 def _uuid(text: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(text)
     except ValueError:

@@ -151,6 +151,16 @@ def test_bad_requests_and_limits(served: Api, tmp_path: Path, real_embedder: Emb
             assert response.json()["detail"] and "Traceback" not in response.text
         assert cases[-1].status_code == 413
 
+        def chunked() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+            yield b'{"question": "'
+            for _ in range(300):
+                yield b"q" * 1024
+            yield b'"}'
+
+        unsized = http.post("/v1/chat", content=chunked(),
+                            headers={"content-type": "application/json"})
+        assert unsized.status_code == 413 and "over 256 KB" in unsized.json()["detail"]
+
         served.app_gate().take()  # every answer slot busy (the server allows 2)
         served.app_gate().take()
         try:
