@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +77,23 @@ class Api:
         self.http.close()
         self.server.should_exit = True
         self.thread.join(timeout=20)
+
+
+@pytest.fixture
+def api_factory(tmp_path: Path, real_embedder: Embedder) -> Iterator[Callable[..., Api]]:
+    """Servers over one data folder; settings sections given are merged into the defaults
+    (jobs inline, the store opened per operation). Each is stopped at the end."""
+    made: list[Api] = []
+
+    def make(host: str = "127.0.0.1", **sections: Any) -> Api:
+        jobs = {"mode": "inline", **sections.pop("jobs", {})}
+        qdrant = {"hold_open": False, **sections.pop("qdrant", {})}
+        settings = Settings(data_dir=tmp_path / "data", jobs=jobs, qdrant=qdrant, **sections)
+        api = Api(Container(settings, embedder=real_embedder), host)
+        made.append(api)
+        return api
+
+    yield make
+    for api in made:
+        api.stop()
+        api.container.close()

@@ -5,16 +5,12 @@ Callers authenticate with API keys; admin routes need the admin role.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from core.container import Container
-from core.ports import Embedder
-from core.settings import Settings
 from core.types import Principal
 from tests.conftest import ENCLAVE, free_port, wait_for_http
 from tests.serve.conftest import Api
@@ -22,20 +18,8 @@ from tests.workers.conftest import write_texts
 
 
 @pytest.fixture
-def make_api(tmp_path: Path, real_embedder: Embedder) -> Iterator[Callable[..., Api]]:
-    made: list[Api] = []
-
-    def make(host: str = "127.0.0.1", **jobs: Any) -> Api:
-        settings = Settings(data_dir=tmp_path / "data", jobs={"mode": "inline", **jobs},
-                            qdrant={"hold_open": False})
-        api = Api(Container(settings, embedder=real_embedder), host)
-        made.append(api)
-        return api
-
-    yield make
-    for api in made:
-        api.stop()
-        api.container.close()
+def make_api(api_factory: Callable[..., Api]) -> Callable[..., Api]:
+    return lambda host="127.0.0.1", **jobs: api_factory(host, jobs=jobs)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,9 +16,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core.container import Container
-from core.ports import Embedder
-from core.settings import Settings
 from core.types import Principal
 from tests.serve.conftest import Api
 
@@ -50,21 +47,9 @@ def _token(key: Any, **claims: Any) -> str:
 
 
 @pytest.fixture
-def make_oidc_api(tmp_path: Path, real_embedder: Embedder) -> Iterator[Callable[..., Api]]:
-    made: list[Api] = []
-
-    def make(**oidc: Any) -> Api:
-        settings = Settings(data_dir=tmp_path / "data", qdrant={"hold_open": False},
-                            jobs={"mode": "inline"},
-                            serve={"oidc": {"issuer": ISSUER, "audience": AUDIENCE, **oidc}})
-        api = Api(Container(settings, embedder=real_embedder))
-        made.append(api)
-        return api
-
-    yield make
-    for api in made:
-        api.stop()
-        api.container.close()
+def make_oidc_api(api_factory: Callable[..., Api]) -> Callable[..., Api]:
+    return lambda **oidc: api_factory(
+        serve={"oidc": {"issuer": ISSUER, "audience": AUDIENCE, **oidc}})
 
 
 def _get(api: Api, token: str, path: str = "/v1/conversations") -> httpx.Response:
