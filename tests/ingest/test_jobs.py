@@ -155,7 +155,9 @@ def test_a_document_whose_worker_keeps_dying_is_dead_lettered(
     runner.plan(job.job_id)
     item_id = queue.items[0]
     for _ in range(2):  # claimed, then the worker "dies": its heartbeat goes silent
+        time.sleep(0.01)  # older than stale_after_s (1 ms), on any clock resolution
         assert inline.jobs.claim(item_id, "doomed", 0.001) is not None
+    time.sleep(0.01)
     runner.recover()
     assert queue.items.count(item_id) >= 2  # sent again for another worker
 
