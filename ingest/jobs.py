@@ -19,6 +19,7 @@ from pathlib import Path
 
 from core.errors import AccessDenied, BackendError, InputError, NotFound, one_line
 from core.jobs import (
+    CANCELLED,
     DELETED,
     FAILED,
     ITEM_CANCELLED,
@@ -76,7 +77,8 @@ class JobRunner:
         acl = validate_groups(groups)
         if not paths:
             raise InputError("name at least one file or folder")
-        if require_roots and not self.roots and not all(self._uploaded(Path(p)) for p in paths):
+        if require_roots and not self.roots and not all(
+                Path(p).is_absolute() and self._uploaded(Path(p).resolve()) for p in paths):
             raise AccessDenied(
                 "this server reads no folders: set ENCLAVE_JOBS__ALLOWED_ROOTS, or upload the files"
             )
@@ -112,10 +114,9 @@ class JobRunner:
             return True
         return not self.roots or any(resolved.is_relative_to(root) for root in self.roots)
 
-    def _uploaded(self, path: Path) -> bool:
-        return self.upload_root is not None and path.is_absolute() and (
-            path.resolve().is_relative_to(self.upload_root)
-        )
+    def _uploaded(self, resolved: Path) -> bool:
+        # Called for every file a job walks: the path is resolved already, no more syscalls.
+        return self.upload_root is not None and resolved.is_relative_to(self.upload_root)
 
     def cancel(self, job_id: str) -> Job:
         cancelled = self.book.cancel(job_id)
@@ -227,12 +228,12 @@ class JobRunner:
                 f"{self.settings.time_limit_s:g} s)",
             )
             return
-        if self.book.is_cancelled(item.job_id):
+        job = self.book.get_light(item.job_id)  # one read: its status and its groups
+        if job.status == CANCELLED:
             self.book.finish(item.item_id, ITEM_CANCELLED, "the job was cancelled")
             return
         if self.book.others_running(item, self.settings.stale_after_s):
             raise DocumentBusy(f"{item.source} is being ingested by another job")
-        job = self.book.get_light(item.job_id)
         try:
             with self._heartbeat(item.item_id):
                 found = next(iter(discover([Path(item.source)])), None)

@@ -24,6 +24,7 @@ from serve.cli_common import (
     out,
     progress,
     run_cli,
+    shared_settings,
 )
 from serve.render import answer_json, answer_lines
 
@@ -40,7 +41,6 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(cli_jobs.jobs_app, name="jobs")
 app.add_typer(cli_users.users_app, name="users")
 app.command()(cli_jobs.worker)
-app.command()(cli_jobs.serve)
 
 @app.command()
 def ingest(
@@ -289,6 +289,27 @@ def status(as_json: JsonOpt = False) -> None:
         out.print(f"  {failure['source']}: {failure['reason']}")
     for problem in data["disagreements"]:
         out.print(f"DISAGREEMENT {problem} (run `enclave ingest` again to repair)")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default ENCLAVE_SERVE__HOST (127.0.0.1).")]
+    = None,
+    port: Annotated[int | None, typer.Option(help="Default ENCLAVE_SERVE__PORT (8000).")] = None,
+) -> None:
+    """Run the HTTP API (every route but /healthz and /readyz needs an API key)."""
+    import uvicorn
+
+    from core.container import Container
+    from serve.app import create_app
+
+    settings = shared_settings()
+    container = Container(settings)
+    try:
+        uvicorn.run(create_app(container), host=host or settings.serve.host,
+                    port=port or settings.serve.port, log_level="info")
+    finally:
+        container.close()
 
 
 @app.command()

@@ -83,3 +83,10 @@ class NoProgress:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def shared_settings() -> Settings:
+    """Settings for a long-running process beside others: the embedded store is shared."""
+    settings = Settings()
+    settings.qdrant.hold_open = False
+    return settings

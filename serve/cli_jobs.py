@@ -1,4 +1,4 @@
-"""``enclave worker``, ``enclave jobs ...`` and ``enclave serve``: jobs on Celery workers."""
+"""``enclave worker`` and ``enclave jobs ...``: ingestion jobs on Celery workers."""
 
 from __future__ import annotations
 
@@ -22,18 +22,12 @@ from serve.cli_common import (
     err,
     out,
     run_cli,
+    shared_settings,
 )
 
 jobs_app = typer.Typer(help="Ingestion jobs run by `enclave worker` processes.",
                        no_args_is_help=True)
 IdArg = Annotated[str, typer.Argument(help="The job's id (from `jobs submit` or `jobs list`).")]
-
-
-def shared_settings() -> Settings:
-    """Settings for a long-running process beside others: the embedded store is shared."""
-    settings = Settings()
-    settings.qdrant.hold_open = False
-    return settings
 
 
 @jobs_app.command("submit")
@@ -141,26 +135,6 @@ def worker(
         f"--queues={settings.jobs.queue}", "--pool=prefork", "--without-gossip",
         "--without-mingle", f"--hostname=enclave-{os.getpid()}@%h",
     ])
-
-
-def serve(
-    host: Annotated[str | None, typer.Option(help="Default ENCLAVE_SERVE__HOST (127.0.0.1).")]
-    = None,
-    port: Annotated[int | None, typer.Option(help="Default ENCLAVE_SERVE__PORT (8000).")] = None,
-) -> None:
-    """Run the HTTP API (every route but /healthz and /readyz needs an API key)."""
-    import uvicorn
-
-    from core.container import Container
-    from serve.app import create_app
-
-    settings = shared_settings()
-    container = Container(settings)
-    try:
-        uvicorn.run(create_app(container), host=host or settings.serve.host,
-                    port=port or settings.serve.port, log_level="info")
-    finally:
-        container.close()
 
 
 # -- output ------------------------------------------------------------------------------------
