@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from core.audit import AuditLog
 from core.conversations import ConversationBook
 from core.db import Database
 from core.errors import ConfigError
@@ -69,6 +70,10 @@ class Container:
     @cached_property
     def conversations(self) -> ConversationBook:
         return ConversationBook(self.database)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.database)
 
     @cached_property
     def users(self) -> UserBook:

@@ -201,6 +201,12 @@ class ServeSettings(BaseModel):
     oidc: OidcSettings = OidcSettings()
 
 
+class AuditSettings(BaseModel):
+    # How long the texts of retrieved and cited passages are kept after the last record
+    # that refers to them (7 years by default). Records themselves are never deleted.
+    text_retention_days: int = Field(default=2557, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ENCLAVE_", env_nested_delimiter="__", extra="ignore"
@@ -218,6 +224,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     jobs: JobsSettings = JobsSettings()
     serve: ServeSettings = ServeSettings()
+    audit: AuditSettings = AuditSettings()
 
     @cached_property
     def resolved_data_dir(self) -> Path:

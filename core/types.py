@@ -143,3 +143,9 @@ class Answer:
     checks: tuple[SentenceCheck, ...] = ()
     # The question retrieval actually ran: a follow-up rewritten to stand alone.
     standalone_question: str = ""
+    # What retrieval returned (best first) and the chunk ids the model was shown, in order:
+    # the audit trail records both.
+    retrieved: tuple[Hit, ...] = ()
+    shown: tuple[str, ...] = ()
+    # Why a refusal: "not relevant", "context", "model", "unsupported" or "empty".
+    refusal_reason: str = ""

@@ -246,15 +246,19 @@ class Ingestor:
 
     def delete(self, ref: str) -> DocumentInfo:
         """Remove a document everywhere, by doc_id or by source path."""
+        info = self.find(ref)
+        if info is None:
+            raise NotFound(f"no document {ref!r}")
+        return self._delete(info)
+
+    def find(self, ref: str) -> DocumentInfo | None:
+        """A document by doc_id or by source path."""
         # The file may be gone already: resolve the path as named, without requiring it.
-        info = (
+        return (
             self.registry.get(ref)
             or self.registry.find_by_source(ref)
             or self.registry.find_by_source(str(Path(ref).resolve()))
         )
-        if info is None:
-            raise NotFound(f"no document {ref!r}")
-        return self._delete(info)
 
     def delete_id(self, doc_id: str) -> DocumentInfo:
         """Remove a document everywhere, by doc_id only (what the admin API accepts)."""

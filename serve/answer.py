@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.errors import InputError
 from core.ports import Generator, Message
@@ -87,6 +87,20 @@ class Answerer:
         clock.lap("rewrite")
         hits = self.searcher.search(standalone, principal, k=self.settings.passages)
         clock.lap("retrieve")
+        shown: list[str] = []  # chunk ids the model was given, in prompt order
+        result = self._answer(question, standalone, hits, clock, shown, on_token)
+        # The audit records what was retrieved and what the model saw, not only what it said.
+        return replace(result, retrieved=tuple(hits), shown=tuple(shown))
+
+    def _answer(
+        self,
+        question: str,
+        standalone: str,
+        hits: Sequence[Hit],
+        clock: _Clock,
+        shown_ids: list[str],
+        on_token: Callable[[str], None] | None,
+    ) -> Answer:
         index = self.verifier.index([h.chunk for h in hits])
         scores = [m.score if m else 0.0 for m in self.verifier.best_per_passage(standalone, index)]
         clock.lap("relevance")
@@ -101,6 +115,7 @@ class Answerer:
             focused = self._fit(hits, focused, standalone)
             if not focused:
                 return self._refuse(hits, index, standalone, clock, "context")
+            shown_ids.extend(hits[p].chunk.chunk_id for p in focused)
             blocks = [prompt.passage_block(n, hits[p].chunk) for n, p in enumerate(focused, 1)]
             messages = prompt.answer_messages(standalone, blocks)
             text = "".join(self._generate(messages, on_token))
@@ -111,6 +126,7 @@ class Answerer:
             sentences = self._verify(text, shown, len(focused), standalone)
             model = self._model_name()
         else:
+            shown_ids.extend(hits[p].chunk.chunk_id for p in focused)
             shown = index.subset(focused)
             sentences = self._extract([standalone, question], shown)
             model = EXTRACTIVE_MODEL
@@ -347,6 +363,7 @@ class Answerer:
             timings=timings,
             checks=checks,
             standalone_question=standalone,
+            refusal_reason=reason,
         )
 
     def _model_name(self) -> str:

@@ -11,7 +11,7 @@ from serve.body_limit import BodyLimit
 from serve.health import readiness
 from serve.limits import AnswerGate, RateLimiter
 from serve.oidc import OidcVerifier
-from serve.routes import admin, chat, openai_compat
+from serve.routes import admin, audit, chat, openai_compat
 
 
 def create_app(container: Container) -> FastAPI:
@@ -29,6 +29,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
+    app.include_router(audit.router)
 
     app.add_middleware(BodyLimit, max_bytes=serve.max_body_kb * 1024,
                        exempt_prefix="/v1/admin/")

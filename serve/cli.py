@@ -1,20 +1,25 @@
 """The ``enclave`` command line.
 
 Exit codes: 0 success; 1 a backend (store, database) is unavailable; 2 a usage error;
-3 ``ingest`` finished but some files failed (each listed with its reason).
+3 ``ingest`` finished but some files failed (each listed with its reason); 4 ``audit
+verify`` found the chain broken (the first broken record is named).
 """
 
 from __future__ import annotations
 
+import getpass
 import sys
+import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from core.audit import Record
 from core.errors import InputError
-from core.types import Answer, Hit, Principal
-from serve import cli_jobs, cli_users
+from core.types import Answer, Hit, Principal, make_doc_id
+from serve import cli_audit, cli_jobs, cli_users
+from serve.audit_trail import Deletion, delete_document_recorded, record_admin, record_answer
 from serve.cli_common import (
     EXIT_SOME_FAILED,
     GroupOpt,
@@ -28,6 +33,9 @@ from serve.cli_common import (
 )
 from serve.render import answer_json, answer_lines
 
+if TYPE_CHECKING:
+    from ingest.pipeline import IngestReport
+
 app = typer.Typer(
     help="enclave: private retrieval over your documents, on your own hardware.",
     no_args_is_help=True,
@@ -40,6 +48,7 @@ eval_app = typer.Typer(help="Quality measured on public benchmarks (not tests)."
 app.add_typer(eval_app, name="eval")
 app.add_typer(cli_jobs.jobs_app, name="jobs")
 app.add_typer(cli_users.users_app, name="users")
+app.add_typer(cli_audit.audit_app, name="audit")
 app.command()(cli_jobs.worker)
 
 @app.command()
@@ -49,7 +58,7 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Parse, chunk, embed and store files; unchanged files are skipped."""
-    from ingest.pipeline import FileResult, IngestReport
+    from ingest.pipeline import FileResult
 
     def work() -> IngestReport:
         with container_scope() as c:
@@ -61,17 +70,14 @@ def ingest(
                     if bar is not None and task is not None:
                         bar.update(task, advance=1, description=Path(result.source).name[:40])
 
-                return c.ingestor.ingest(paths, group or (), on_file=on_file)
+                report = c.ingestor.ingest(paths, group or (), on_file=on_file)
+            record_admin(c, getpass.getuser(), "ingest.ran", "cli",
+                         paths=[str(p.absolute()) for p in paths], groups=list(group or ()),
+                         summary=_summary(report))
+            return report
 
     report = run_cli(work)
-    summary = {
-        "files": len(report.files),
-        "ingested": report.count("ingested"),
-        "unchanged": report.count("unchanged"),
-        "updated": report.count("updated"),
-        "failed": report.count("failed"),
-        "repaired": report.repaired,
-    }
+    summary = _summary(report)
     if as_json:
         out.print_json(
             data={
@@ -97,6 +103,17 @@ def ingest(
         )
     if report.failed:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _summary(report: IngestReport) -> dict[str, int]:
+    return {
+        "files": len(report.files),
+        "ingested": report.count("ingested"),
+        "unchanged": report.count("unchanged"),
+        "updated": report.count("updated"),
+        "failed": report.count("failed"),
+        "repaired": report.repaired,
+    }
 
 
 @app.command()
@@ -139,18 +156,19 @@ def ask(
     """Answer from the documents the user may read, each sentence cited and checked."""
     principal = Principal(user_id=user, groups=tuple(group or ()))
 
-    def work() -> Answer:
+    def work() -> tuple[Answer, Record]:
         with container_scope() as c:
-            return c.answerer.answer(question, principal)
+            answer = c.answerer.answer(question, principal)
+            return answer, record_answer(c, principal, "cli", question, (), None, answer)
 
-    answer = run_cli(work)
+    answer, record = run_cli(work)
     if as_json:
         out.print_json(data=answer_json(answer, checks=verbose))
         return
     for line in answer_lines(answer, checks=verbose):
         out.print(line)
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in answer.timings.items())
-    err.print(f"model {answer.model}; {timings}")
+    err.print(f"model {answer.model}; {timings}; audit record {record.seq} ({record.record_id})")
 
 
 @app.command()
@@ -181,6 +199,7 @@ def chat(
                 except InputError as exc:
                     err.print(f"error: {exc}")
                     continue
+                record_answer(c, principal, "cli", question, history, None, answer)
                 if answer.standalone_question != question:
                     out.print(f"(read as: {answer.standalone_question})")
                 for text in answer_lines(answer):
@@ -243,19 +262,28 @@ def eval_answers(
 @app.command()
 def delete(
     ref: Annotated[str, typer.Argument(help="A doc_id, or the path the document came from.")],
+    legal_reason: Annotated[str | None, typer.Option(
+        "--legal-reason", help="A deletion for legal reasons: also purge the texts the audit "
+        "keeps of it; the reason is recorded.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a document everywhere: its chunks in Qdrant and its registry rows."""
 
-    def work() -> Any:
+    def work() -> Deletion:
         with container_scope() as c:
-            return c.ingestor.delete(ref)
+            info = c.ingestor.find(ref)
+            doc_id = info.doc_id if info else (ref if _is_uuid(ref) else make_doc_id(
+                str(Path(ref).resolve())))
+            return delete_document_recorded(c, getpass.getuser(), "cli", doc_id, legal_reason)
 
-    info = run_cli(work)
+    done = run_cli(work)
     if as_json:
-        out.print_json(data={"deleted": info.doc_id, "source": info.source})
+        out.print_json(data={"deleted": done.doc_id, "source": done.source,
+                             "texts_purged": done.texts_purged})
     else:
-        out.print(f"deleted {info.source} ({info.doc_id})")
+        purged = (f"; {done.texts_purged} kept text(s) purged from the audit"
+                  if done.texts_purged is not None else "")
+        out.print(f"deleted {done.source} ({done.doc_id}){purged}")
 
 
 @app.command()
@@ -460,6 +488,14 @@ def _pages(hit: Hit) -> str:
 def _snippet(text: str, limit: int = 240) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import typer
 
 from core.jobs import CANCELLED, DONE, FAILED, Job
 from core.settings import Settings
+from serve.audit_trail import record_job
 from serve.cli_common import (
     EXIT_SOME_FAILED,
     GroupOpt,
@@ -46,6 +47,7 @@ def submit(
             job = c.job_runner().submit(
                 [p.absolute() for p in paths], group or (), sync=sync, owner=getpass.getuser()
             )
+            record_job(c, getpass.getuser(), "job.submitted", "cli", job)
             if wait:
                 job = _wait(c.jobs, job.job_id, bar=not as_json and sys.stderr.isatty())
             return job
@@ -103,7 +105,9 @@ def cancel(job_id: IdArg, as_json: JsonOpt = False) -> None:
 
     def work() -> Job:
         with container_scope() as c:
-            return c.job_runner().cancel(job_id)
+            job = c.job_runner().cancel(job_id)
+            record_job(c, getpass.getuser(), "job.cancelled", "cli", job)
+            return job
 
     _print_job(run_cli(work), as_json, items=None)
 
@@ -114,7 +118,9 @@ def retry(job_id: IdArg, as_json: JsonOpt = False) -> None:
 
     def work() -> Job:
         with container_scope(shared_settings()) as c:
-            return c.job_runner().retry(job_id)
+            job = c.job_runner().retry(job_id)
+            record_job(c, getpass.getuser(), "job.retried", "cli", job)
+            return job
 
     _print_job(run_cli(work), as_json, items=None)
 

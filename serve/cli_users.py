@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 from typing import Annotated
 
 import typer
 
-from core.users import ROLES, User
+from core.users import ROLES, User, validate_roles
+from serve.audit_trail import record_admin
 from serve.cli_common import GroupOpt, JsonOpt, container_scope, out, run_cli
 
 users_app = typer.Typer(help="Users of the HTTP API and their API keys.", no_args_is_help=True)
@@ -26,7 +28,11 @@ def add(
     def work() -> str:
         groups = validate_groups(group or ())
         with container_scope() as c:
-            return c.users.add(user, groups, role or ())
+            key = c.users.add(user, groups, role or ())
+            record_admin(c, getpass.getuser(), "user.key_issued", "cli", user=user,
+                         groups=list(groups), roles=list(validate_roles(role or ())),
+                         key_prefix=key[:10])
+            return key
 
     key = run_cli(work)
     out.print(f"user {user}: groups {', '.join(group or ()) or '(public only)'}; "
@@ -41,7 +47,9 @@ def revoke(user: UserArg) -> None:
 
     def work() -> int:
         with container_scope() as c:
-            return c.users.revoke(user)
+            keys = c.users.revoke(user)
+            record_admin(c, getpass.getuser(), "user.revoked", "cli", user=user, keys_revoked=keys)
+            return keys
 
     keys = run_cli(work)
     out.print(f"revoked {user} ({keys} active key(s))")

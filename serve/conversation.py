@@ -19,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from core.container import Container
 from core.errors import EnclaveError, InputError
 from core.types import Answer, Principal
+from serve import audit_trail
 from serve.answer import Turn
 from serve.http_errors import status_of
 from serve.limits import AnswerGate
@@ -36,6 +37,13 @@ class Exchange:
     question: str
     history: tuple[Turn, ...]
     conversation_id: str | None  # stored turns go here (None: not stored)
+    channel: str  # the route it came through, for the audit record
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    answer: Answer
+    audit_id: str  # the audit record written for it, before it was given
 
 
 def from_messages(messages: Sequence[ChatMessage]) -> tuple[str, tuple[Turn, ...]]:
@@ -54,7 +62,7 @@ def from_messages(messages: Sequence[ChatMessage]) -> tuple[str, tuple[Turn, ...
 
 def prepare(container: Container, principal: Principal, question: str | None,
             messages: Sequence[ChatMessage] | None, conversation_id: str | None,
-            store: bool) -> Exchange:
+            store: bool, channel: str) -> Exchange:
     book = container.conversations
     if messages is not None:
         question, history = from_messages(messages)
@@ -68,22 +76,24 @@ def prepare(container: Container, principal: Principal, question: str | None,
         history = tuple(Turn(t.question, str(t.answer.get("answer", ""))) for t in stored) + history
     elif store:
         conversation_id = book.start(principal.user_id, question.strip())
-    return Exchange(question, history, conversation_id)
+    return Exchange(question, history, conversation_id, channel)
 
 
 async def answer(container: Container, gate: AnswerGate, principal: Principal,
-                 exchange: Exchange) -> Answer:
+                 exchange: Exchange) -> Reply:
     with gate.slot():
-        result = await run_in_threadpool(container.answerer.answer, exchange.question, principal,
-                                         exchange.history)
-    await run_in_threadpool(guard, container, principal, result)
-    _record(container, principal, exchange, result)
-    return result
+        try:
+            result = await run_in_threadpool(container.answerer.answer, exchange.question,
+                                             principal, exchange.history)
+        except Exception as exc:
+            await run_in_threadpool(_record_failure, container, principal, exchange, exc)
+            raise
+    return await run_in_threadpool(finish, container, principal, exchange, result)
 
 
 async def stream(container: Container, gate: AnswerGate, principal: Principal,
                  exchange: Exchange) -> AsyncIterator[tuple[str, Any]]:
-    """("token", text) as the model writes, then ("answer", Answer) or ("error", detail).
+    """("token", text) as the model writes, then ("answer", Reply) or ("error", exception).
 
     The caller must have taken a slot of ``gate``; it is given back here at the end.
     """
@@ -95,11 +105,14 @@ async def stream(container: Container, gate: AnswerGate, principal: Principal,
 
     def work() -> None:
         try:
-            result = container.answerer.answer(exchange.question, principal, exchange.history,
-                                               on_token=on_token)
-            guard(container, principal, result)
-            _record(container, principal, exchange, result)
-            loop.call_soon_threadsafe(queue.put_nowait, ("answer", result))
+            try:
+                result = container.answerer.answer(exchange.question, principal,
+                                                   exchange.history, on_token=on_token)
+            except Exception as exc:
+                _record_failure(container, principal, exchange, exc)
+                raise
+            reply = finish(container, principal, exchange, result)
+            loop.call_soon_threadsafe(queue.put_nowait, ("answer", reply))
         except Exception as exc:
             if not isinstance(exc, EnclaveError):
                 log.exception("answering failed")
@@ -131,11 +144,36 @@ def guard(container: Container, principal: Principal, result: Answer) -> None:
             raise AccessCheckFailed("the answer was withheld: it failed an access check")
 
 
-def _record(container: Container, principal: Principal, exchange: Exchange, result: Answer) -> None:
+def finish(container: Container, principal: Principal, exchange: Exchange,
+           result: Answer) -> Reply:
+    """Check access, write the audit record, store the turn: no answer leaves without these."""
+    try:
+        guard(container, principal, result)
+    except AccessCheckFailed as exc:
+        _record_failure(container, principal, exchange, exc, withheld=True)
+        raise
+    record = audit_trail.record_answer(container, principal, exchange.channel,
+                                       exchange.question, exchange.history,
+                                       exchange.conversation_id, result)
     if exchange.conversation_id is not None:
-        body = ChatResponse.of(result, exchange.conversation_id).model_dump(mode="json")
+        body = ChatResponse.of(result, exchange.conversation_id, record.record_id)
         container.conversations.add_turn(principal.user_id, exchange.conversation_id,
-                                         exchange.question, body)
+                                         exchange.question, body.model_dump(mode="json"))
+    return Reply(result, record.record_id)
+
+
+def _record_failure(container: Container, principal: Principal, exchange: Exchange,
+                    exc: BaseException, withheld: bool = False) -> None:
+    """A question that got no answer is on the record too; a bad request is not a question."""
+    if isinstance(exc, InputError):
+        return
+    try:
+        container.audit.append(audit_trail.failure_event(
+            container, principal, exchange.channel, exchange.question, exchange.history,
+            exchange.conversation_id, exc, withheld))
+    except Exception:
+        # The original error is what the caller must see; this one goes to the log.
+        log.exception("could not record a failed answer in the audit trail")
 
 
 def error_body(exc: BaseException) -> dict[str, str]:

@@ -59,6 +59,7 @@ def require_role(role: str) -> Callable[[Principal], Principal]:
 
 
 AdminDep = Annotated[Principal, Depends(require_role("admin"))]
+AuditorDep = Annotated[Principal, Depends(require_role("auditor"))]
 
 
 def get_gate(request: Request) -> AnswerGate:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -11,6 +11,9 @@ from core.conversations import Conversation
 from core.jobs import DeadLetter, Item, Job
 from core.registry import DocumentInfo
 from core.types import Answer, Chunk, Citation
+
+if TYPE_CHECKING:
+    from serve.audit_trail import Deletion
 
 
 class JobCreate(BaseModel):
@@ -104,10 +107,12 @@ class JobList(BaseModel):
 class DocumentDeleted(BaseModel):
     doc_id: str
     source: str
+    # Set for a deletion for legal reasons: the audit's kept texts of it that were purged.
+    texts_purged: int | None = None
 
     @classmethod
-    def of(cls, info: DocumentInfo) -> DocumentDeleted:
-        return cls(doc_id=info.doc_id, source=info.source)
+    def of(cls, d: Deletion) -> DocumentDeleted:
+        return cls(doc_id=d.doc_id, source=d.source, texts_purged=d.texts_purged)
 
 
 class ErrorOut(BaseModel):
@@ -176,12 +181,14 @@ class ChatResponse(BaseModel):
     citations: list[CitationOut]
     model: str
     timings: dict[str, float]
+    # The audit record written for this answer: auditors find it by this id.
+    audit_id: str
 
     @classmethod
-    def of(cls, answer: Answer, conversation_id: str) -> ChatResponse:
+    def of(cls, answer: Answer, conversation_id: str, audit_id: str) -> ChatResponse:
         return cls(conversation_id=conversation_id, answer=answer.text, refused=answer.refused,
                    citations=[CitationOut.of(c) for c in answer.citations], model=answer.model,
-                   timings=dict(answer.timings))
+                   timings=dict(answer.timings), audit_id=audit_id)
 
 
 class ConversationOut(BaseModel):

@@ -9,9 +9,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from core.container import Container
 from core.errors import InputError
-from core.jobs import ITEM_STATUSES
+from core.jobs import ITEM_STATUSES, Job
+from core.types import Principal
 from ingest.pipeline import validate_groups
+from serve.audit_trail import delete_document_recorded, record_job
 from serve.deps import AdminDep, ContainerDep, RunnerDep, require_role
 from serve.schemas import DocumentDeleted, JobCreate, JobDetail, JobList, JobOut
 from serve.uploads import save_uploads
@@ -52,6 +55,8 @@ async def submit_job(
         folder = await save_uploads(files, limits.resolved_upload_dir,
                                     int(limits.jobs.max_upload_mb * 2**20))
         job = await run_in_threadpool(runner.submit, [folder], groups, owner=caller.user_id)
+        await run_in_threadpool(_job_event, container, caller, "job.submitted", job,
+                                uploads=[f.filename for f in files])
         return JobOut.of(job)
     if kind != "application/json":
         raise InputError("send application/json ({paths, groups, sync}) or multipart/form-data")
@@ -64,6 +69,7 @@ async def submit_job(
     job = await run_in_threadpool(
         runner.submit, body.paths, body.groups, sync=body.sync, owner=caller.user_id, require_roots=True
     )
+    await run_in_threadpool(_job_event, container, caller, "job.submitted", job)
     return JobOut.of(job)
 
 
@@ -95,17 +101,35 @@ def job_detail(
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: str, runner: RunnerDep) -> JobOut:
-    return JobOut.of(runner.cancel(job_id))
+def cancel_job(job_id: str, runner: RunnerDep, container: ContainerDep, caller: AdminDep) -> JobOut:
+    job = runner.cancel(job_id)
+    _job_event(container, caller, "job.cancelled", job)
+    return JobOut.of(job)
 
 
 @router.post("/jobs/{job_id}/retry", response_model=JobOut)
-def retry_job(job_id: str, runner: RunnerDep) -> JobOut:
+def retry_job(job_id: str, runner: RunnerDep, container: ContainerDep, caller: AdminDep) -> JobOut:
     """Run the job's failed items again (only those)."""
-    return JobOut.of(runner.retry(job_id))
+    job = runner.retry(job_id)
+    _job_event(container, caller, "job.retried", job)
+    return JobOut.of(job)
 
 
 @router.delete("/documents/{doc_id}", response_model=DocumentDeleted)
-def delete_document(doc_id: str, container: ContainerDep) -> DocumentDeleted:
+def delete_document(
+    doc_id: str,
+    container: ContainerDep,
+    caller: AdminDep,
+    legal_reason: Annotated[str | None, Query(
+        min_length=3, max_length=1000,
+        description="A deletion for legal reasons: the audit's kept texts of the document are "
+                    "purged too, and the reason is recorded.")] = None,
+) -> DocumentDeleted:
     """Remove a document everywhere: its chunks in Qdrant and its registry rows."""
-    return DocumentDeleted.of(container.ingestor.delete_id(doc_id))
+    info = delete_document_recorded(container, caller.user_id, "api", doc_id, legal_reason)
+    return DocumentDeleted.of(info)
+
+
+def _job_event(container: Container, caller: Principal, kind: str, job: Job,
+               **extra: object) -> None:
+    record_job(container, caller.user_id, kind, "api", job, **extra)

@@ -32,11 +32,11 @@ async def chat(body: ChatRequest, principal: PrincipalDep, container: ContainerD
                gate: GateDep) -> Any:
     """Ask; with ``stream``: Server-Sent Events ``token`` ... then ``answer`` (or ``error``)."""
     exchange = conversation.prepare(container, principal, body.question, body.messages,
-                                    body.conversation_id, store=True)
+                                    body.conversation_id, store=True, channel="api")
     assert exchange.conversation_id is not None
     if not body.stream:
-        answer = await conversation.answer(container, gate, principal, exchange)
-        return ChatResponse.of(answer, exchange.conversation_id)
+        reply = await conversation.answer(container, gate, principal, exchange)
+        return ChatResponse.of(reply.answer, exchange.conversation_id, reply.audit_id)
     gate.take()  # before the response starts: a full server answers 503, not a broken stream
 
     async def events() -> AsyncIterator[dict[str, str]]:
@@ -45,7 +45,7 @@ async def chat(body: ChatRequest, principal: PrincipalDep, container: ContainerD
                 yield conversation.event("token", {"text": value})
             elif kind == "answer":
                 assert exchange.conversation_id is not None
-                body = ChatResponse.of(value, exchange.conversation_id)
+                body = ChatResponse.of(value.answer, exchange.conversation_id, value.audit_id)
                 yield conversation.event("answer", body.model_dump(mode="json"))
             else:
                 yield conversation.event("error", conversation.error_body(value))

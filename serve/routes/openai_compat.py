@@ -46,10 +46,12 @@ async def completions(body: CompletionRequest, principal: PrincipalDep, containe
                       gate: GateDep) -> Any:
     if body.messages[-1].role != "user":
         raise InputError("messages must end with a user message")
-    exchange = conversation.prepare(container, principal, None, body.messages, None, store=False)
+    exchange = conversation.prepare(container, principal, None, body.messages, None, store=False,
+                                    channel="openai")
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if not body.stream:
-        answer = await conversation.answer(container, gate, principal, exchange)
+        reply = await conversation.answer(container, gate, principal, exchange)
+        answer = reply.answer
         return {
             "id": completion_id, "object": "chat.completion", "created": int(time.time()),
             "model": answer.model,
@@ -57,6 +59,7 @@ async def completions(body: CompletionRequest, principal: PrincipalDep, containe
                          "message": {"role": "assistant", "content": content_of(answer)}}],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             "citations": _citations(answer), "refused": answer.refused,
+            "audit_id": reply.audit_id,
         }
     gate.take()
 
@@ -70,9 +73,10 @@ async def completions(body: CompletionRequest, principal: PrincipalDep, containe
         yield chunk({"role": "assistant", "content": ""})
         async for kind, value in conversation.stream(container, gate, principal, exchange):
             if kind == "answer":
-                for piece in _pieces(content_of(value)):
+                for piece in _pieces(content_of(value.answer)):
                     yield chunk({"content": piece})
-                yield chunk({}, "stop", citations=_citations(value), refused=value.refused)
+                yield chunk({}, "stop", citations=_citations(value.answer),
+                            refused=value.answer.refused, audit_id=value.audit_id)
             elif kind == "error":
                 yield {"data": _json({"error": conversation.error_body(value)})}
         yield {"data": "[DONE]"}

@@ -11,7 +11,7 @@ from core.db import Database
 from core.jobs import JobBook
 from core.registry import Registry
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 def _revision(url: str) -> str:
@@ -39,7 +39,8 @@ def test_a_database_from_before_migrations_is_stamped_and_upgraded(tmp_path: Pat
     db = Database(url)
     Registry(db).record_failure("d1", "/docs/a.pdf", None, "corrupt: test")
     with db.engine.begin() as conn:  # back to what the first release left: no jobs, no stamp
-        for table in ("conversation_turns", "conversations", "api_keys", "users", "dead_letters",
+        for table in ("audit_texts", "audit_head", "audit_records", "conversation_turns",
+                      "conversations", "api_keys", "users", "dead_letters",
                       "job_items", "jobs", "alembic_version"):
             conn.execute(text(f"DROP TABLE {table}"))
     db.close()

@@ -1,0 +1,117 @@
+"""The audit API's response bodies; audit records are converted here, at the edge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from core.audit import Problem, Record, StoredText, Verification, record_hash
+
+
+class AuditSummary(BaseModel):
+    seq: int
+    record_id: str
+    at: str
+    kind: str
+    actor: str
+    question: str | None
+    answer: str | None
+    refused: bool | None
+    unsupported: int
+    citations: int
+    hash: str
+
+    @classmethod
+    def of(cls, r: Record) -> AuditSummary:
+        return cls(seq=r.seq, record_id=r.record_id, at=r.at, kind=r.kind, actor=r.actor,
+                   question=r.question, answer=r.answer, refused=r.refused,
+                   unsupported=r.unsupported, citations=len(r.body.get("citations", ())),
+                   hash=r.hash)
+
+
+class AuditList(BaseModel):
+    records: list[AuditSummary]
+    # Pass as ``before`` for the next (older) page; null on the last page.
+    next_before: int | None
+
+
+class PassageText(BaseModel):
+    """A retrieved or cited passage's text as it was at the recorded version."""
+
+    chunk_id: str
+    doc_id: str
+    version: str
+    source: str
+    text_sha256: str
+    rank: int | None  # its place in the retrieval, if retrieved
+    cited_as: list[int]  # the citation numbers that point at it
+    text: str | None  # null once purged; then purged_at and purge_reason say why
+    purged_at: str | None
+    purge_reason: str | None
+
+
+class RecordCheck(BaseModel):
+    content_intact: bool  # the record's content still matches its hash
+    linked: bool | None  # its previous-hash matches the record before it (null: that one is gone)
+
+
+class AuditDetail(AuditSummary):
+    prev_hash: str
+    body: dict[str, Any]
+    check: RecordCheck
+    passages: list[PassageText]
+
+    @classmethod
+    def build(cls, r: Record, previous: str | None,
+              texts: dict[tuple[str, str], StoredText]) -> AuditDetail:
+        cited: dict[str, list[int]] = {}
+        for c in r.body.get("citations", ()):
+            cited.setdefault(c["chunk_id"], []).append(c["n"])
+        passages = []
+        for p in r.body.get("retrieved", ()):
+            kept = texts.get((p["chunk_id"], p["text_sha256"]))
+            passages.append(PassageText(
+                chunk_id=p["chunk_id"], doc_id=p["doc_id"], version=p["version"],
+                source=p["source"], text_sha256=p["text_sha256"], rank=p["rank"],
+                cited_as=cited.get(p["chunk_id"], []), text=kept.text if kept else None,
+                purged_at=kept.purged_at if kept else None,
+                purge_reason=(kept.purge_reason if kept else "not kept"),
+            ))
+        check = RecordCheck(content_intact=record_hash(r.fields()) == r.hash,
+                            linked=None if previous is None else previous == r.prev_hash)
+        return cls(**AuditSummary.of(r).model_dump(), prev_hash=r.prev_hash, body=r.body,
+                   check=check, passages=passages)
+
+
+class ProblemOut(BaseModel):
+    seq: int
+    record_id: str | None
+    reason: str
+
+    @classmethod
+    def of(cls, p: Problem) -> ProblemOut:
+        return cls(seq=p.seq, record_id=p.record_id, reason=p.reason)
+
+
+class VerifyOut(BaseModel):
+    intact: bool
+    records: int
+    head_seq: int
+    head_hash: str
+    first_broken: ProblemOut | None
+    problems: list[ProblemOut]  # the first 100
+
+    @classmethod
+    def of(cls, v: Verification) -> VerifyOut:
+        problems = [ProblemOut.of(p) for p in v.problems[:100]]
+        return cls(intact=v.intact, records=v.records, head_seq=v.head_seq,
+                   head_hash=v.head_hash, first_broken=problems[0] if problems else None,
+                   problems=problems)
+
+
+class CheckpointOut(BaseModel):
+    kind: str
+    seq: int
+    hash: str
+    at: str

@@ -1,0 +1,104 @@
+"""Auditors' routes: records, their cited texts at the cited versions, exports, verification.
+
+The auditor role reads the trail; it grants no access to documents through chat or search,
+and no other role reads the trail. Exports and checkpoints are themselves recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from core.audit import (
+    Filters,
+    checkpoint_of,
+    csv_header,
+    csv_line,
+    jsonl_line,
+    now_iso,
+)
+from core.container import Container
+from serve import audit_trail
+from serve.audit_schemas import AuditDetail, AuditList, AuditSummary, CheckpointOut, VerifyOut
+from serve.deps import AuditorDep, ContainerDep, require_role
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"],
+                   dependencies=[Depends(require_role("auditor"))])
+
+
+def get_filters(
+    user: Annotated[str | None, Query(description="The asker's (or actor's) user id.")] = None,
+    since: Annotated[str | None, Query(description="ISO 8601 time, inclusive.")] = None,
+    until: Annotated[str | None, Query(description="ISO 8601 time, exclusive.")] = None,
+    text: Annotated[str | None, Query(max_length=500,
+                                      description="In the question or the answer.")] = None,
+    kind: Annotated[str | None, Query(max_length=60,
+                                      description="answer, answer.failed, job.submitted, ...")] = None,
+    refused: Annotated[bool | None, Query(description="Only refusals (true) or answers.")] = None,
+    unsupported: Annotated[bool | None, Query(
+        description="Only records with (true) or without unsupported sentences.")] = None,
+) -> Filters:
+    return Filters(user=user, since=since, until=until, text=text, kind=kind, refused=refused,
+                   unsupported=unsupported)
+
+
+FiltersDep = Annotated[Filters, Depends(get_filters)]
+
+
+@router.get("/records", response_model=AuditList)
+def records(container: ContainerDep, filters: FiltersDep,
+            limit: Annotated[int, Query(ge=1, le=500)] = 50,
+            before: Annotated[int | None, Query(ge=1, description="Cursor: next_before.")] = None,
+            ) -> AuditList:
+    """Records, newest first, filtered; page with ``before``."""
+    found = container.audit.records(filters, limit + 1, before)
+    page = found[:limit]
+    return AuditList(records=[AuditSummary.of(r) for r in page],
+                     next_before=page[-1].seq if len(found) > limit else None)
+
+
+@router.get("/records/{record_id}", response_model=AuditDetail)
+def record(record_id: str, container: ContainerDep) -> AuditDetail:
+    """One record in full, with the retrieved and cited passages' texts at their versions."""
+    book = container.audit
+    found = book.get(record_id)
+    keys = [(p["chunk_id"], p["text_sha256"]) for p in found.body.get("retrieved", ())]
+    return AuditDetail.build(found, book.previous_hash(found.seq), book.texts(keys))
+
+
+@router.get("/export")
+def export(container: ContainerDep, filters: FiltersDep, auditor: AuditorDep,
+           format: Annotated[Literal["jsonl", "csv"], Query()] = "jsonl") -> StreamingResponse:
+    """Every matching record, oldest first, streamed: JSONL (verifiable) or CSV."""
+    audit_trail.record_admin(container, auditor.user_id, "audit.exported", "api",
+                             format=format, filters=filters.active())
+    media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
+    name = f"enclave-audit-{now_iso()[:10]}.{format}"
+    return StreamingResponse(_lines(container, filters, format), media_type=media,
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _lines(container: Container, filters: Filters, format: str) -> Iterator[str]:
+    if format == "csv":
+        yield csv_header()
+    for r in container.audit.scan(filters):
+        yield csv_line(r) if format == "csv" else jsonl_line(r)
+
+
+@router.get("/verify", response_model=VerifyOut)
+async def verify(container: ContainerDep) -> VerifyOut:
+    """Walk the whole chain: numbering, links, content hashes and the head."""
+    return VerifyOut.of(await run_in_threadpool(container.audit.verify))
+
+
+@router.get("/checkpoint", response_model=CheckpointOut)
+def checkpoint(container: ContainerDep, auditor: AuditorDep) -> CheckpointOut:
+    """The chain's head now (seq and hash): keep it elsewhere, to check the chain against later."""
+    seq, digest = container.audit.head()
+    audit_trail.record_admin(container, auditor.user_id, "audit.checkpoint", "api",
+                             seq=seq, hash=digest)
+    return CheckpointOut(**checkpoint_of(seq, digest))
