@@ -6,6 +6,8 @@ records back; tampering is done with SQL straight into the database.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from collections.abc import Iterator
@@ -245,9 +247,12 @@ def test_exports_stream_verifiable_jsonl_and_csv(served: Api) -> None:
     assert any(json.loads(line)["actor"] == "gail" for line in lines)
 
     csv_text = auditor.get("/v1/audit/export", params={"format": "csv", "user": "gail"}).text
-    rows = csv_text.strip().splitlines()
-    assert rows[0].startswith("seq,record_id,at,kind,actor,question")
-    assert len(rows) == 2 and LEAVE in rows[1]
+    assert csv_text.startswith("seq,record_id,at,kind,actor,question")
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert [(r["actor"], r["question"]) for r in rows] == [("gail", LEAVE)]
+    gails = [json.loads(line) for line in lines if json.loads(line)["actor"] == "gail"]
+    assert rows[0]["hash"] == gails[0]["hash"] and rows[0]["answer"] == gails[0]["answer"]
+    assert int(rows[0]["citations"]) == len(gails[0]["body"]["citations"])
     exports = _records(auditor, kind="audit.exported", user="audrey5")
     assert len(exports) == 2
     assert auditor.get("/v1/audit/export", params={"format": "xml"}).status_code == 422
