@@ -207,7 +207,6 @@ class AuditLog:
     def append(self, event: Event) -> Record:
         """Number, chain and store one record, with the texts it refers to, in one transaction."""
         body = json.loads(canonical(event.body))  # fails here on what JSON cannot hold
-        at = now_iso()
         with self.db.session() as s:
             # The write comes first: it takes the lock (the head row in PostgreSQL, the
             # database's write lock in SQLite) before the head is read.
@@ -215,6 +214,7 @@ class AuditLog:
                       .values(seq=AuditHeadRow.seq))
             head = s.get(AuditHeadRow, 1, populate_existing=True)
             assert head is not None, "migration 0005 creates the head row"
+            at = now_iso()  # taken under the lock, so times never run backwards along the chain
             fields = {
                 "seq": head.seq + 1, "record_id": str(uuid.uuid4()), "kind": event.kind,
                 "at": at, "actor": event.actor, "refused": event.refused,

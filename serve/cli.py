@@ -410,6 +410,32 @@ def bench_jobs(
         )
 
 
+@bench_app.command("audit")
+def bench_audit(
+    postgres: Annotated[str | None, typer.Option(
+        help="A PostgreSQL server URL (a scratch database is made there); default SQLite.")]
+    = None,
+    records: Annotated[int, typer.Option(help="Records to append.")] = 2000,
+    writers: Annotated[int, typer.Option(help="Processes appending at once.")] = 4,
+    as_json: JsonOpt = False,
+) -> None:
+    """Audit appends/s against plain inserts of the same rows, and verify's records/s."""
+    from eval.bench_audit import bench_audit as run_bench
+
+    result = run_cli(lambda: run_bench(postgres, records, writers))
+    if as_json:
+        out.print_json(data=result)
+        return
+    out.print(
+        f"{result['database']}: {result['appends_per_s']} appends/s "
+        f"({result['append_vs_plain_insert']}x plain inserts at {result['plain_inserts_per_s']}/s), "
+        f"p50 {result['append_p50_ms']} ms, p95 {result['append_p95_ms']} ms; "
+        f"{result['writers']} writers {result['parallel_appends_per_s']} appends/s; "
+        f"verify {result['verify_records_per_s']} records/s over {result['verify_records']} "
+        f"(intact: {result['verify_intact']})"
+    )
+
+
 @bench_app.command("chat")
 def bench_chat(
     key: Annotated[str, typer.Option(help="An API key of the server's (enclave users add).")],

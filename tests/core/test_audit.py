@@ -132,7 +132,9 @@ def test_appends_from_many_processes_stay_one_chain(db_url: str) -> None:
         result = log.verify()
         assert result.intact, result.problems
         assert result.records == 60 == log.count()
-        assert [r.seq for r in log.scan()] == list(range(1, 61))
+        scanned = list(log.scan())
+        assert [r.seq for r in scanned] == list(range(1, 61))
+        assert [r.at for r in scanned] == sorted(r.at for r in scanned)
     finally:
         db.close()
 
