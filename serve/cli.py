@@ -369,8 +369,15 @@ def demo() -> None:
                 who = f"{principal.user_id} (groups: {', '.join(principal.groups) or 'none'})"
                 out.print(f"\nask {question!r} as {who}", style="bold")
                 answer = c.answerer.answer(question, principal)
+                record = record_answer(c, principal, "cli", question, (), None, answer)
                 for line in answer_lines(answer, quote_chars=160, checks=True):
                     out.print(f"  {line}" if line else "")
+                out.print(f"  (audit record {record.seq})")
+            check = c.audit.verify()
+            first = check.first
+            state = "intact" if first is None else f"BROKEN at record {first.seq}"
+            out.print(f"\naudit trail: {check.records} records, chain {state} "
+                      "(enclave audit list; enclave audit verify)", style="bold")
 
     run_cli(work)
 

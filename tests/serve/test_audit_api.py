@@ -28,6 +28,7 @@ from tests.serve.conftest import Api
 
 LEAVE = "How many days of paid leave do employees get?"
 HOTEL = "What is the hotel limit per night?"
+PASSWORDS = "How long must passwords be?"
 OFF_TOPIC = "What is the airspeed velocity of an unladen swallow?"
 AUDIT_ROUTES = ("/v1/audit/records", "/v1/audit/records/{id}", "/v1/audit/export",
                 "/v1/audit/verify", "/v1/audit/checkpoint")
@@ -265,3 +266,40 @@ def _sha(value: str) -> str:
     import hashlib
 
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def test_unanswered_questions_are_recorded_too(
+    served: Api, tmp_path: Path, real_embedder: Embedder
+) -> None:
+    from core.audit import Filters
+    from core.types import Answer, Citation, Principal
+    from serve.conversation import AccessCheckFailed, Exchange, finish
+    from tests.conftest import free_port
+
+    # The model server is down: the caller gets 503, the auditor a record of the question.
+    settings = served.container.settings.model_copy(update={
+        "llm": served.container.settings.llm.model_copy(update={
+            "mode": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1",
+            "connect_retries": 0, "timeout_s": 5})})
+    down = Api(Container(settings, embedder=real_embedder))
+    try:
+        key = down.container.users.add("hank", (), ("employee",))
+        failed = httpx.post(f"{down.base}/v1/chat", json={"question": PASSWORDS}, timeout=60,
+                            headers={"Authorization": f"Bearer {key}"})
+        assert failed.status_code == 503, failed.text
+    finally:
+        down.stop()
+        down.container.close()
+    record = served.container.audit.records(Filters(user="hank"))[0]
+    assert record.kind == "answer.failed" and record.question == PASSWORDS
+    assert record.body["error"] == "ModelError" and record.body["detail"]
+
+    # An answer that fails the second access check is withheld, and that is on the record.
+    finance_doc = next(d for d in served.container.registry.documents() if d.groups)
+    leaky = Answer("text", (Citation(1, "c", finance_doc.doc_id, "v", finance_doc.source, None,
+                                     "q", 0, 1, True),), False, "m")
+    with pytest.raises(AccessCheckFailed):
+        finish(served.container, Principal("ivan"), Exchange(HOTEL, (), None, "api"), leaky)
+    withheld = served.container.audit.records(Filters(user="ivan"))
+    assert [(r.kind, r.question) for r in withheld] == [("answer.withheld", HOTEL)]
+    assert served.container.audit.verify().intact
