@@ -265,6 +265,15 @@ class AuditLog:
                 .values(text=None, purged_at=now_iso(), purge_reason="retention"))
             return int(result.rowcount)  # type: ignore[attr-defined]
 
+    def expire(self, days: int, actor: str, channel: str, record_nothing: bool = False) -> int:
+        """Retention: purge expired texts and record it (a run that purged nothing is
+        recorded only when ``record_nothing``: a scheduled pass stays quiet)."""
+        purged = self.purge_expired(days)
+        if purged or record_nothing:
+            self.append(Event("audit.retention", actor,
+                              {"channel": channel, "days": days, "texts_purged": purged}))
+        return purged
+
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, record_id: str) -> Record:

@@ -187,10 +187,7 @@ def purge() -> None:
     def work() -> tuple[int, int]:
         with container_scope() as c:
             days = c.settings.audit.text_retention_days
-            purged = c.audit.purge_expired(days)
-            record_admin(c, getpass.getuser(), "audit.retention", "cli", days=days,
-                         texts_purged=purged)
-            return days, purged
+            return days, c.audit.expire(days, getpass.getuser(), "cli", record_nothing=True)
 
     days, purged = run_cli(work)
     out.print(f"{purged} kept text(s) older than {days} days purged")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
 import threading
+import time
 
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
@@ -91,9 +93,16 @@ def _start_recovery(**_: object) -> None:
 
     def loop() -> None:
         interval = max(1.0, _JOBS.stale_after_s / 2)
+        next_expiry = 0.0
         while True:
             try:
                 runner().recover()
+                if time.monotonic() >= next_expiry:
+                    # The audit's retention, once a day per worker: cheap, and idempotent.
+                    c = container()
+                    c.audit.expire(c.settings.audit.text_retention_days,
+                                   f"worker:{socket.gethostname()}", "worker")
+                    next_expiry = time.monotonic() + 86_400
             except Exception:
                 log.warning("recovery pass failed; trying again in %.0f s", interval,
                             exc_info=True)

@@ -178,7 +178,10 @@ def test_kept_texts_outlive_the_index_until_retention_or_a_legal_purge(log: Audi
     assert texts[("c1", _sha(old.text))].version == "v1"
 
     _sql(log, "UPDATE audit_texts SET last_at = '2000-01-01T00:00:00.000000Z' WHERE chunk_id = 'c3'")
-    assert log.purge_expired(days=365) == 1
+    assert log.expire(365, "worker:w1", "worker") == 1
+    assert log.expire(365, "worker:w1", "worker") == 0  # quiet: nothing purged, nothing recorded
+    retention = log.records(Filters(kind="audit.retention"))
+    assert [(r.actor, r.body["texts_purged"]) for r in retention] == [("worker:w1", 1)]
     purged = log.texts([("c3", _sha(other.text))])[("c3", _sha(other.text))]
     assert purged.text is None and purged.purge_reason == "retention"
     log.append(_answer(3, passages=(other,)))  # cited again: current again

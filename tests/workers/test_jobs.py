@@ -182,3 +182,35 @@ def test_a_document_over_the_soft_time_limit_fails_alone(make_cluster, tmp_path:
     assert item.status == FAILED and item.reason == "took longer than the time limit of 1 s"
     assert cluster.container.store.count() == 0  # nothing half-written
     assert cluster.container.ingestor.check() == []
+
+
+def test_workers_apply_the_audit_retention(make_cluster) -> None:
+    from sqlalchemy import text
+
+    from core.audit import Event, Filters, Passage
+
+    cluster: Cluster = make_cluster()
+    audit = cluster.container.audit
+    audit.append(Event("answer", "ann", {}, question="q", answer="a", refused=False,
+                       passages=[Passage("c1", "d1", "v1", "/docs/a.md", "old text")]))
+    audit.append(Event("answer", "ann", {}, question="q", answer="a", refused=False,
+                       passages=[Passage("c2", "d2", "v1", "/docs/b.md", "recent text")]))
+    with cluster.container.database.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_texts SET last_at = '2001-01-01T00:00:00.000000Z' "
+                          "WHERE chunk_id = 'c1'"))
+    cluster.start_worker()
+    deadline = time.monotonic() + 60
+    while not audit.records(Filters(kind="audit.retention")):
+        assert time.monotonic() < deadline, cluster.tail_logs()
+        time.sleep(0.5)
+    kept = {t.chunk_id: t for t in audit.texts([("c1", _sha("old text")),
+                                                ("c2", _sha("recent text"))]).values()}
+    assert kept["c1"].text is None and kept["c1"].purge_reason == "retention"
+    assert kept["c2"].text == "recent text"
+    assert audit.verify().intact
+
+
+def _sha(value: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(value.encode()).hexdigest()
