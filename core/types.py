@@ -16,6 +16,15 @@ def make_doc_id(source: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"doc:{source}"))
 
 
+def is_uuid(text: str) -> bool:
+    """Whether ``text`` can be an id of ours (documents and chunks have UUIDs)."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def make_chunk_id(doc_id: str, version: str, ordinal: int) -> str:
     """Deterministic, so re-running a job overwrites rather than duplicates."""
     return str(uuid.uuid5(_NAMESPACE, f"chunk:{doc_id}:{version}:{ordinal}"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import sys
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,7 +16,7 @@ import typer
 
 from core.audit import Record
 from core.errors import InputError
-from core.types import Answer, Hit, Principal, make_doc_id
+from core.types import Answer, Hit, Principal, is_uuid, make_doc_id
 from serve import cli_audit, cli_jobs, cli_users
 from serve.audit_trail import Deletion, delete_document_recorded, record_admin, record_answer
 from serve.cli_common import (
@@ -272,7 +271,7 @@ def delete(
     def work() -> Deletion:
         with container_scope() as c:
             info = c.ingestor.find(ref)
-            doc_id = info.doc_id if info else (ref if _is_uuid(ref) else make_doc_id(
+            doc_id = info.doc_id if info else (ref if is_uuid(ref) else make_doc_id(
                 str(Path(ref).resolve())))
             return delete_document_recorded(c, getpass.getuser(), "cli", doc_id, legal_reason)
 
@@ -521,14 +520,6 @@ def _pages(hit: Hit) -> str:
 def _snippet(text: str, limit: int = 240) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Query
 from sse_starlette.sse import EventSourceResponse
 
 from core.errors import NotFound
+from core.types import is_uuid
 from serve import conversation
 from serve.deps import ContainerDep, GateDep, PrincipalDep
 from serve.schemas import (
@@ -87,17 +87,9 @@ def document(doc_id: str, principal: PrincipalDep, container: ContainerDep) -> D
 @router.get("/chunks/{chunk_id}", response_model=ChunkOut)
 def chunk(chunk_id: str, principal: PrincipalDep, container: ContainerDep) -> ChunkOut:
     """A cited passage's text, if you may read its document (otherwise 404)."""
-    found = container.store.retrieve([chunk_id]) if _uuid(chunk_id) else []
+    found = container.store.retrieve([chunk_id]) if is_uuid(chunk_id) else []
     info = container.registry.get(found[0].doc_id) if found else None
     if (not found or info is None or info.active_version != found[0].version
             or not principal.may_read(info.groups)):
         raise NotFound("no such chunk")
     return ChunkOut.of(found[0], info)
-
-
-def _uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
