@@ -67,6 +67,8 @@ class IngestSettings(BaseModel):
 
 class SearchSettings(BaseModel):
     k: int = Field(default=5, ge=1, le=100)
+    # hybrid: dense and sparse fused; dense or sparse alone (for comparison).
+    mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
     fusion: Literal["rrf", "dbsf"] = "rrf"
     # Candidates each of the dense and sparse searches hands to fusion.
     prefetch: int = Field(default=50, ge=1)

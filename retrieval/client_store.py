@@ -156,6 +156,30 @@ class ClientStore:
             for p in response.points
         ]
 
+    def nearest(
+        self, vector: Sequence[float] | SparseVector, groups: Sequence[str], limit: int
+    ) -> list[Hit]:
+        from qdrant_client import models
+
+        query: Any
+        if isinstance(vector, SparseVector):
+            if not vector.indices:
+                return []
+            query = models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+            using = schema.SPARSE
+        else:
+            query, using = [float(x) for x in vector], schema.DENSE
+        response = self._call(
+            lambda c: c.query_points(
+                self.collection, query=query, using=using, query_filter=_access_filter(groups),
+                limit=limit, with_payload=True,
+            )
+        )
+        return [
+            Hit(schema.chunk_of(str(p.id), p.payload or {}), float(p.score))
+            for p in response.points
+        ]
+
     def retrieve(self, chunk_ids: Sequence[str]) -> list[Chunk]:
         records = self._call(
             lambda c: c.retrieve(self.collection, ids=list(chunk_ids), with_payload=True)

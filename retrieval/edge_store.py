@@ -242,6 +242,27 @@ class EdgeStore:
             points = self._call(lambda s: s.query(request))
         return [Hit(schema.chunk_of(str(p.id), p.payload or {}), float(p.score)) for p in points]
 
+    def nearest(
+        self, vector: Sequence[float] | SparseVector, groups: Sequence[str], limit: int
+    ) -> list[Hit]:
+        import qdrant_edge as qe
+
+        if isinstance(vector, SparseVector):
+            if not vector.indices:
+                return []
+            query = qe.Query.Nearest(
+                qe.SparseVector(indices=list(vector.indices), values=list(vector.values)),
+                using=schema.SPARSE,
+            )
+        else:
+            query = qe.Query.Nearest([float(x) for x in vector], using=schema.DENSE)
+        request = qe.QueryRequest(
+            limit=limit, query=query, filter=_access_filter(groups), with_payload=True
+        )
+        with self.session():
+            points = self._call(lambda s: s.query(request))
+        return [Hit(schema.chunk_of(str(p.id), p.payload or {}), float(p.score)) for p in points]
+
     def retrieve(self, chunk_ids: Sequence[str]) -> list[Chunk]:
         with self.session():
             records = self._call(lambda s: s.retrieve(list(chunk_ids), with_payload=True, with_vector=False))

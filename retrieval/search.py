@@ -35,7 +35,9 @@ class Searcher:
         self.registry = registry
         self.store.ensure_collection(embedder.dim)
 
-    def search(self, query: str, principal: Principal, k: int | None = None) -> list[Hit]:
+    def search(
+        self, query: str, principal: Principal, k: int | None = None, mode: str | None = None
+    ) -> list[Hit]:
         query = query.strip()
         if not query:
             raise InputError("the query is empty")
@@ -44,16 +46,29 @@ class Searcher:
         k = k or self.settings.k
         if not 1 <= k <= 100:
             raise InputError("k must be between 1 and 100")
-        dense = self.embedder.embed([query])[0].tolist()
-        sparse = self.sparse.encode_query(query)
-        hits = self.store.hybrid_search(
-            dense,
-            sparse,
-            principal.groups,
-            limit=k + _OVERFETCH,
-            prefetch=max(self.settings.prefetch, k + _OVERFETCH),
-            fusion=self.settings.fusion,
-        )
+        return self.ranked(query, principal, k, mode or self.settings.mode)
+
+    def ranked(self, query: str, principal: Principal, limit: int, mode: str) -> list[Hit]:
+        """The best ``limit`` live chunks by ``mode`` (hybrid, dense or sparse), unchecked:
+        ``search`` checks what users send; evaluation ranks deeper than users may ask."""
+        fetch = limit + _OVERFETCH
+        match mode:
+            case "hybrid":
+                hits = self.store.hybrid_search(
+                    self.embedder.embed([query])[0].tolist(),
+                    self.sparse.encode_query(query),
+                    principal.groups,
+                    limit=fetch,
+                    prefetch=max(self.settings.prefetch, fetch),
+                    fusion=self.settings.fusion,
+                )
+            case "dense":
+                hits = self.store.nearest(self.embedder.embed([query])[0].tolist(),
+                                          principal.groups, fetch)
+            case "sparse":
+                hits = self.store.nearest(self.sparse.encode_query(query), principal.groups, fetch)
+            case _:
+                raise InputError(f"unknown search mode {mode!r}: hybrid, dense or sparse")
         active = self.registry.active_versions([h.chunk.doc_id for h in hits])
         live = [h for h in hits if active.get(h.chunk.doc_id) == h.chunk.version]
-        return live[:k]
+        return live[:limit]

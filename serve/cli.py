@@ -17,7 +17,7 @@ import typer
 from core.audit import Record
 from core.errors import InputError
 from core.types import Answer, Hit, Principal, is_uuid, make_doc_id
-from serve import cli_audit, cli_jobs, cli_users
+from serve import cli_audit, cli_eval, cli_jobs, cli_users
 from serve.audit_trail import Deletion, delete_document_recorded, record_admin, record_answer
 from serve.cli_common import (
     EXIT_SOME_FAILED,
@@ -45,6 +45,7 @@ bench_app = typer.Typer(help="Benchmarks that print figures (not tests).", no_ar
 app.add_typer(bench_app, name="bench")
 eval_app = typer.Typer(help="Quality measured on public benchmarks (not tests).", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+eval_app.command("retrieval")(cli_eval.retrieval)
 app.add_typer(cli_jobs.jobs_app, name="jobs")
 app.add_typer(cli_users.users_app, name="users")
 app.add_typer(cli_audit.audit_app, name="audit")

@@ -71,6 +71,9 @@ def _run_suite(store: VectorStore) -> list[Any]:
                     _unit(queries), sparse.encode_query(query), groups, 8, 30, fusion
                 )
                 results.append(_ranked(hits))
+            # Each kind alone, as the dense-only and sparse-only modes ask.
+            results.append(_ranked(store.nearest(_unit(queries), groups, 8)))
+            results.append(_ranked(store.nearest(sparse.encode_query(query), groups, 8)))
     first_doc = points[0].chunk.doc_id
     results.append(sorted(store.versions_of(first_doc)))
     store.set_access(first_doc, ["legal"])
@@ -106,5 +109,5 @@ def test_edge_and_client_stores_agree(tmp_path: Path):
                 and len(r[0]) == 3]
     assert searches and all(len(r) <= 8 for r in searches[:-1])
     public_only = edge_results[2]
-    everyone = edge_results[2 + 2 * 3]
+    everyone = edge_results[2 + 4 * 3]
     assert len(public_only) < len(everyone) or public_only != everyone

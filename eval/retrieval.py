@@ -1,0 +1,153 @@
+"""``enclave eval retrieval``: search quality on a BEIR-format benchmark, through the real pipeline.
+
+Every corpus document is written as one Markdown file (``# title`` then the text) and
+ingested by the same :class:`ingest.pipeline.Ingestor` that serves users, into a fresh
+data dir: parsed, chunked, embedded and stored. Each query then runs through the same
+:class:`retrieval.search.Searcher`; a document ranks where its best chunk ranks.
+
+Printed: nDCG@10, Recall@100 and MRR@10 per mode, ingest time and rates, and the query
+latency (p50, p95).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.container import Container
+from core.errors import InputError
+from core.settings import Settings
+from core.types import Principal
+from eval.metrics import evaluate
+
+MODES = ("sparse", "dense", "hybrid")
+ASKER = Principal("eval")
+DEPTH = 100  # documents ranked per query (Recall@100)
+# Chunks fetched per query: documents hold several, so more than DEPTH chunks are needed.
+CHUNK_DEPTH = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    corpus: dict[str, tuple[str, str]]  # doc id -> (title, text)
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+def load(corpus: Path, queries: Path, qrels: Path, limit: int | None = None) -> Benchmark:
+    """Read BEIR files; ``limit``: only the first N judged queries (and the whole corpus)."""
+    docs = {str(d["_id"]): (str(d.get("title") or ""), str(d.get("text") or ""))
+            for d in _jsonl(corpus)}
+    asked = {str(q["_id"]): str(q["text"]) for q in _jsonl(queries)}
+    judged: dict[str, dict[str, int]] = {}
+    try:
+        with qrels.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle, delimiter="\t"):
+                judged.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"{qrels}: not a BEIR qrels file (query-id, corpus-id, score): {exc}") from exc
+    ids = [q for q in asked if q in judged][:limit] if limit else [q for q in asked if q in judged]
+    if not ids:
+        raise InputError("no query has relevance judgments")
+    return Benchmark(docs, {q: asked[q] for q in ids}, {q: judged[q] for q in ids})
+
+
+def _jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for n, line in enumerate(handle, 1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except ValueError as exc:
+                        raise InputError(f"{path}:{n}: not JSON: {exc}") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def write_corpus(bench: Benchmark, folder: Path) -> dict[str, str]:
+    """One Markdown file per document; returns source path -> doc id."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = {}
+    for doc_id, (title, text) in bench.corpus.items():
+        path = folder / f"{_safe(doc_id)}.md"
+        path.write_text(f"# {title}\n\n{text}\n" if title else f"{text}\n", encoding="utf-8")
+        sources[str(path.resolve())] = doc_id
+    return sources
+
+
+def _safe(doc_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in doc_id)
+
+
+def eval_retrieval(
+    bench: Benchmark,
+    modes: Sequence[str] = MODES,
+    overrides: dict[str, Any] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise InputError(f"unknown mode(s) {', '.join(sorted(unknown))}: {', '.join(MODES)}")
+    with tempfile.TemporaryDirectory(prefix="enclave-eval-retrieval-") as tmp:
+        root = Path(tmp)
+        sources = write_corpus(bench, root / "corpus")
+        # ENCLAVE_* variables apply, as for every command: evaluate the settings you run.
+        container = Container(Settings(data_dir=root / "data", **(overrides or {})))
+        try:
+            container.embedder.embed(["warm up"])
+            started = time.perf_counter()
+            report = container.ingestor.ingest([root / "corpus"])
+            ingest_s = time.perf_counter() - started
+            if report.failed:
+                raise InputError(f"{len(report.failed)} corpus documents failed to ingest: "
+                                 f"{report.failed[0].reason}")
+            times = report.times
+            result: dict[str, Any] = {
+                "documents": len(bench.corpus), "queries": len(bench.queries),
+                "chunks": times.chunks,
+                "ingest": {
+                    "seconds": round(ingest_s, 1),
+                    "docs_per_s": round(len(bench.corpus) / ingest_s, 1),
+                    "parse_s": round(times.parse, 1), "chunk_s": round(times.chunk, 1),
+                    "embed_s": round(times.embed, 1), "store_s": round(times.store, 1),
+                },
+                "modes": {},
+            }
+            for mode in modes:
+                result["modes"][mode] = _run_mode(container, bench, sources, mode, on_progress)
+        finally:
+            container.close()
+    return result
+
+
+def _run_mode(container: Container, bench: Benchmark, sources: dict[str, str], mode: str,
+              on_progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
+    runs: dict[str, list[str]] = {}
+    latencies = []
+    for n, (qid, text) in enumerate(bench.queries.items(), 1):
+        started = time.perf_counter()
+        hits = container.searcher.ranked(text, ASKER, CHUNK_DEPTH, mode)
+        latencies.append(time.perf_counter() - started)
+        ranked = [sources.get(str(h.chunk.meta.get("source")), "") for h in hits]
+        runs[qid] = list(dict.fromkeys(d for d in ranked if d))[:DEPTH]
+        if on_progress:
+            on_progress(mode, n, len(bench.queries))
+    return {**_rounded(evaluate(runs, bench.qrels)), **latency(latencies)}
+
+
+def latency(seconds: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+    return {"query_p50_ms": round(statistics.median(ordered) * 1000, 2),
+            "query_p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 2)}
+
+
+def _rounded(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: (round(v, 4) if k != "queries" else int(v)) for k, v in metrics.items()}

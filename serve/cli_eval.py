@@ -1,0 +1,55 @@
+"""``enclave eval retrieval`` and ``enclave eval report``: search quality on BEIR benchmarks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from serve.cli_common import out, progress, run_cli
+
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+
+CorpusOpt = Annotated[Path, typer.Option("--corpus", help="BEIR corpus.jsonl (_id, title, text).")]
+QueriesOpt = Annotated[Path, typer.Option("--queries", help="BEIR queries.jsonl (_id, text).")]
+QrelsOpt = Annotated[Path, typer.Option("--qrels", help="BEIR qrels TSV (query-id, corpus-id, score).")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N judged queries.")]
+JsonOut = Annotated[Path | None, typer.Option("--json", help="Also write all figures here.")]
+
+
+def retrieval(
+    corpus: CorpusOpt = SCIFACT / "corpus.jsonl",
+    queries: QueriesOpt = SCIFACT / "queries.jsonl",
+    qrels: QrelsOpt = SCIFACT / "qrels" / "train.tsv",
+    mode: Annotated[list[str] | None, typer.Option(
+        "--mode", help="hybrid, dense or sparse (repeatable). Default: all three.")] = None,
+    limit: LimitOpt = None,
+    json_out: JsonOut = None,
+) -> None:
+    """Ingest a BEIR corpus into a fresh collection; nDCG@10, Recall@100, MRR@10 per mode."""
+    from eval.retrieval import MODES, eval_retrieval, load
+
+    def work() -> dict[str, Any]:
+        bench = load(corpus, queries, qrels, limit)
+        with progress(True) as bar:
+            task = bar.add_task("ingesting", total=None) if bar else None
+
+            def tick(name: str, done: int, total: int) -> None:
+                if bar is not None:
+                    bar.update(task, description=f"queries ({name})", completed=done, total=total)
+
+            return eval_retrieval(bench, mode or MODES, on_progress=tick)
+
+    result = run_cli(work)
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    ingest = result["ingest"]
+    out.print(f"{result['documents']} documents, {result['chunks']} chunks, "
+              f"{result['queries']} queries; ingest {ingest['seconds']} s "
+              f"({ingest['docs_per_s']} docs/s; embed {ingest['embed_s']} s)")
+    for name, m in result["modes"].items():
+        out.print(f"{name:<7} nDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  "
+                  f"MRR@10 {m['mrr@10']:.4f}  query p50 {m['query_p50_ms']} ms, "
+                  f"p95 {m['query_p95_ms']} ms")
