@@ -92,7 +92,10 @@ def eval_retrieval(
     modes: Sequence[str] = MODES,
     overrides: dict[str, Any] | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
+    anchors: bool = False,
 ) -> dict[str, Any]:
+    """Ingest, then rank every query by each mode; ``anchors``: also BM25 (bm25s) and plain
+    cosine over whole documents with the same model (eval.anchors), in the same run."""
     unknown = set(modes) - set(MODES)
     if unknown:
         raise InputError(f"unknown mode(s) {', '.join(sorted(unknown))}: {', '.join(MODES)}")
@@ -123,6 +126,17 @@ def eval_retrieval(
             }
             for mode in modes:
                 result["modes"][mode] = _run_mode(container, bench, sources, mode, on_progress)
+            if anchors:
+                from eval.anchors import bm25_anchor, cosine_anchor
+
+                result["anchors"] = {"bm25s": bm25_anchor(bench),
+                                     "cosine": cosine_anchor(bench, container.embedder)}
+            result["settings"] = {
+                "embedding_model": container.embedder.name,
+                "chunk_max_tokens": container.settings.chunking.max_tokens,
+                "fusion": container.settings.search.fusion,
+                "prefetch": container.settings.search.prefetch,
+            }
         finally:
             container.close()
     return result
@@ -140,7 +154,7 @@ def _run_mode(container: Container, bench: Benchmark, sources: dict[str, str], m
         runs[qid] = list(dict.fromkeys(d for d in ranked if d))[:DEPTH]
         if on_progress:
             on_progress(mode, n, len(bench.queries))
-    return {**_rounded(evaluate(runs, bench.qrels)), **latency(latencies)}
+    return {**rounded(evaluate(runs, bench.qrels)), **latency(latencies)}
 
 
 def latency(seconds: Sequence[float]) -> dict[str, float]:
@@ -149,5 +163,5 @@ def latency(seconds: Sequence[float]) -> dict[str, float]:
             "query_p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 2)}
 
 
-def _rounded(metrics: dict[str, float]) -> dict[str, float]:
+def rounded(metrics: dict[str, float]) -> dict[str, float]:
     return {k: (round(v, 4) if k != "queries" else int(v)) for k, v in metrics.items()}

@@ -11,6 +11,7 @@ import typer
 from serve.cli_common import out, progress, run_cli
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+REPORT = Path(__file__).resolve().parents[1] / "eval" / "README.md"
 
 CorpusOpt = Annotated[Path, typer.Option("--corpus", help="BEIR corpus.jsonl (_id, title, text).")]
 QueriesOpt = Annotated[Path, typer.Option("--queries", help="BEIR queries.jsonl (_id, text).")]
@@ -53,3 +54,36 @@ def retrieval(
         out.print(f"{name:<7} nDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  "
                   f"MRR@10 {m['mrr@10']:.4f}  query p50 {m['query_p50_ms']} ms, "
                   f"p95 {m['query_p95_ms']} ms")
+
+
+def report(
+    corpus: CorpusOpt = SCIFACT / "corpus.jsonl",
+    queries: QueriesOpt = SCIFACT / "queries.jsonl",
+    qrels: QrelsOpt = SCIFACT / "qrels" / "train.tsv",
+    limit: LimitOpt = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The report to (re)write.")]
+    = REPORT,
+    json_out: JsonOut = None,
+) -> None:
+    """Every mode and both anchors (bm25s BM25, plain cosine) in one run -> eval/README.md."""
+    from eval.report import render
+    from eval.retrieval import MODES, eval_retrieval, load
+
+    def work() -> dict[str, Any]:
+        bench = load(corpus, queries, qrels, limit)
+        with progress(True) as bar:
+            task = bar.add_task("ingesting", total=None) if bar else None
+
+            def tick(name: str, done: int, total: int) -> None:
+                if bar is not None:
+                    bar.update(task, description=f"queries ({name})", completed=done, total=total)
+
+            return eval_retrieval(bench, MODES, on_progress=tick, anchors=True)
+
+    result = run_cli(work)
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    shown = corpus.parent.name if corpus.parent != SCIFACT else "SciFact (train claims)"
+    argv = "enclave eval report" + (f" --limit {limit}" if limit else "")
+    output.write_text(render(result, argv, shown), encoding="utf-8")
+    out.print(output.read_text(encoding="utf-8"))

@@ -73,3 +73,24 @@ def test_bad_benchmark_files_are_usage_errors(tmp_path: Path, beir_slice: dict[s
     with pytest.raises(InputError, match="unknown mode"):
         eval_retrieval(load(beir_slice["corpus"], beir_slice["queries"], beir_slice["qrels"]),
                        ["fuzzy"])
+
+
+def test_the_report_has_every_method_and_both_anchors(beir_slice: dict[str, Path], tmp_path: Path,
+                                                      cli_env: dict[str, str]) -> None:
+    report = tmp_path / "README.md"
+    run = subprocess.run(
+        [str(ENCLAVE), "eval", "report", "--corpus", str(beir_slice["corpus"]),
+         "--queries", str(beir_slice["queries"]), "--qrels", str(beir_slice["qrels"]),
+         "--limit", "6", "--output", str(report), "--json", str(tmp_path / "r.json")],
+        env=cli_env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr
+    text = report.read_text()
+    for row in ("BM25, `bm25s` package (anchor)", "cosine, same model", "enclave sparse only",
+                "enclave dense only", "enclave hybrid"):
+        assert f"| {row}" in text, row
+    figures = json.loads((tmp_path / "r.json").read_text())
+    assert set(figures["anchors"]) == {"bm25s", "cosine"}
+    # The anchors rank the whole small corpus too: each finds what is judged relevant.
+    assert figures["anchors"]["bm25s"]["recall@100"] >= 0.8
+    assert figures["anchors"]["cosine"]["recall@100"] == 1.0
+    assert "Goal: hybrid nDCG@10 of at least 0.74" in text
