@@ -16,7 +16,8 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from core.types import Principal
 from eval.metrics import evaluate
 
 MODES = ("sparse", "dense", "hybrid")
+# Hybrid under a named fusion, whatever the settings say: compared on one ingest.
+FUSED = ("hybrid-rrf", "hybrid-dbsf")
 ASKER = Principal("eval")
 DEPTH = 100  # documents ranked per query (Recall@100)
 # Chunks fetched per query: documents hold several, so more than DEPTH chunks are needed.
@@ -93,14 +96,19 @@ def eval_retrieval(
     overrides: dict[str, Any] | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     anchors: bool = False,
+    keep: Path | None = None,
 ) -> dict[str, Any]:
     """Ingest, then rank every query by each mode; ``anchors``: also BM25 (bm25s) and plain
-    cosine over whole documents with the same model (eval.anchors), in the same run."""
-    unknown = set(modes) - set(MODES)
+    cosine over whole documents with the same model (eval.anchors), in the same run.
+
+    ``keep``: a folder for the corpus files and the data dir, kept for the next run, whose
+    ingest then finds every document unchanged (for tuning search; not for chunking).
+    """
+    unknown = set(modes) - set(MODES) - set(FUSED)
     if unknown:
-        raise InputError(f"unknown mode(s) {', '.join(sorted(unknown))}: {', '.join(MODES)}")
-    with tempfile.TemporaryDirectory(prefix="enclave-eval-retrieval-") as tmp:
-        root = Path(tmp)
+        raise InputError(f"unknown mode(s) {', '.join(sorted(unknown))}: "
+                         f"{', '.join(MODES + FUSED)}")
+    with _workdir(keep) as root:
         sources = write_corpus(bench, root / "corpus")
         # ENCLAVE_* variables apply, as for every command: evaluate the settings you run.
         container = Container(Settings(data_dir=root / "data", **(overrides or {})))
@@ -115,7 +123,8 @@ def eval_retrieval(
             times = report.times
             result: dict[str, Any] = {
                 "documents": len(bench.corpus), "queries": len(bench.queries),
-                "chunks": times.chunks,
+                "chunks": container.store.count(),
+                "reused": report.count("unchanged"),
                 "ingest": {
                     "seconds": round(ingest_s, 1),
                     "docs_per_s": round(len(bench.corpus) / ingest_s, 1),
@@ -142,8 +151,25 @@ def eval_retrieval(
     return result
 
 
+@contextmanager
+def _workdir(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="enclave-eval-retrieval-") as tmp:
+        yield Path(tmp)
+
+
 def _run_mode(container: Container, bench: Benchmark, sources: dict[str, str], mode: str,
               on_progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
+    if mode in FUSED:
+        search = container.searcher.settings
+        configured, search.fusion = search.fusion, mode.split("-", 1)[1]  # type: ignore[assignment]
+        try:
+            return _run_mode(container, bench, sources, "hybrid", on_progress)
+        finally:
+            search.fusion = configured
     runs: dict[str, list[str]] = {}
     latencies = []
     for n, (qid, text) in enumerate(bench.queries.items(), 1):

@@ -25,8 +25,12 @@ def retrieval(
     queries: QueriesOpt = SCIFACT / "queries.jsonl",
     qrels: QrelsOpt = SCIFACT / "qrels" / "train.tsv",
     mode: Annotated[list[str] | None, typer.Option(
-        "--mode", help="hybrid, dense or sparse (repeatable). Default: all three.")] = None,
+        "--mode", help="hybrid, dense or sparse (repeatable; default all three); hybrid-rrf, "
+        "hybrid-dbsf: hybrid under that fusion.")] = None,
     limit: LimitOpt = None,
+    keep: Annotated[Path | None, typer.Option(
+        "--keep", help="Keep the ingested corpus here and reuse it next time (same chunking).")]
+    = None,
     json_out: JsonOut = None,
 ) -> None:
     """Ingest a BEIR corpus into a fresh collection; nDCG@10, Recall@100, MRR@10 per mode."""
@@ -41,7 +45,7 @@ def retrieval(
                 if bar is not None:
                     bar.update(task, description=f"queries ({name})", completed=done, total=total)
 
-            return eval_retrieval(bench, mode or MODES, on_progress=tick)
+            return eval_retrieval(bench, mode or MODES, on_progress=tick, keep=keep)
 
     result = run_cli(work)
     if json_out:
@@ -49,9 +53,10 @@ def retrieval(
     ingest = result["ingest"]
     out.print(f"{result['documents']} documents, {result['chunks']} chunks, "
               f"{result['queries']} queries; ingest {ingest['seconds']} s "
-              f"({ingest['docs_per_s']} docs/s; embed {ingest['embed_s']} s)")
+              f"({ingest['docs_per_s']} docs/s; embed {ingest['embed_s']} s; "
+              f"{result['reused']} reused)")
     for name, m in result["modes"].items():
-        out.print(f"{name:<7} nDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  "
+        out.print(f"{name:<11} nDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  "
                   f"MRR@10 {m['mrr@10']:.4f}  query p50 {m['query_p50_ms']} ms, "
                   f"p95 {m['query_p95_ms']} ms")
 

@@ -55,14 +55,23 @@ def test_every_mode_finds_the_judged_documents(beir_slice: dict[str, Path]) -> N
 def test_the_cli_prints_and_writes_the_figures(beir_slice: dict[str, Path], tmp_path: Path,
                                                 cli_env: dict[str, str]) -> None:
     out = tmp_path / "figures.json"
-    run = subprocess.run(
-        [str(ENCLAVE), "eval", "retrieval", "--corpus", str(beir_slice["corpus"]),
-         "--queries", str(beir_slice["queries"]), "--qrels", str(beir_slice["qrels"]),
-         "--mode", "sparse", "--limit", "5", "--json", str(out)],
-        env=cli_env, capture_output=True, text=True, timeout=600)
+    args = [str(ENCLAVE), "eval", "retrieval", "--corpus", str(beir_slice["corpus"]),
+            "--queries", str(beir_slice["queries"]), "--qrels", str(beir_slice["qrels"]),
+            "--limit", "5", "--json", str(out), "--keep", str(tmp_path / "kept")]
+    run = subprocess.run([*args, "--mode", "sparse"], env=cli_env, capture_output=True,
+                         text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "5 queries" in run.stdout and run.stdout.count("nDCG@10") == 1
-    assert list(json.loads(out.read_text())["modes"]) == ["sparse"]
+    first = json.loads(out.read_text())
+    assert list(first["modes"]) == ["sparse"] and first["reused"] == 0
+    # Kept: the second run finds every document unchanged and compares both fusions.
+    again = subprocess.run([*args, "--mode", "hybrid-rrf", "--mode", "hybrid-dbsf"],
+                           env=cli_env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    second = json.loads(out.read_text())
+    assert second["reused"] == second["documents"] and second["chunks"] == first["chunks"]
+    assert list(second["modes"]) == ["hybrid-rrf", "hybrid-dbsf"]
+    assert all(0 < m["ndcg@10"] <= 1 for m in second["modes"].values())
 
 
 def test_bad_benchmark_files_are_usage_errors(tmp_path: Path, beir_slice: dict[str, Path]) -> None:
