@@ -250,10 +250,13 @@ class JobRunner:
         except BackendError:
             raise
         except self.timeouts:
-            self.book.finish(item.item_id, FAILED,
-                             f"took longer than the time limit of {self.settings.soft_time_limit_s:g} s")
+            self._timed_out(item.item_id)
             return
         except Exception as exc:
+            if _caused_by(exc, self.timeouts):
+                # The time limit struck inside a library that wrapped it in its own error.
+                self._timed_out(item.item_id)
+                return
             log.exception("item %s (%s) failed unexpectedly", item.item_id, item.source)
             self.book.finish(item.item_id, FAILED, f"internal error: {one_line(exc)}")
             return
@@ -261,6 +264,10 @@ class JobRunner:
             result.status, FAILED)
         self.book.finish(item.item_id, status, result.reason, doc_id=result.doc_id,
                          chunks=result.chunks, pages=result.pages)
+
+    def _timed_out(self, item_id: int) -> None:
+        self.book.finish(item_id, FAILED,
+                         f"took longer than the time limit of {self.settings.soft_time_limit_s:g} s")
 
     @contextmanager
     def _heartbeat(self, item_id: int) -> Iterator[None]:
@@ -343,3 +350,15 @@ class InlineQueue:
                     self.runner.book.finish(int(ref), FAILED, f"unavailable: {one_line(exc)}")
         finally:
             self._draining = False
+
+
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Whether ``exc`` is, or was raised while handling, one of ``kinds``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and kinds:
+        if isinstance(current, kinds):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

@@ -184,3 +184,35 @@ def test_items_the_broker_lost_or_refused_are_sent_again(inline: Container, tmp_
     time.sleep(0.05)  # longer than any message should wait here (10 x stale_after_s)
     runner.recover()  # the broker forgot them (a restart without persistence)
     assert sorted(queue.items) == sorted(queue.items[:2] * 2)
+
+
+class _Deadline(Exception):
+    """Stands in for Celery's SoftTimeLimitExceeded, which the worker passes as a timeout."""
+
+
+def test_a_time_limit_wrapped_by_a_library_still_reads_as_the_time_limit(
+    inline: Container, tmp_path: Path
+) -> None:
+    write_texts(tmp_path / "share", 1)
+
+    class WrappingIngestor:
+        """The limit strikes inside a library (llama-index's templates did) that re-raises
+        it as its own error."""
+
+        def repair(self, doc_id: str | None = None) -> int:
+            return 0
+
+        def ingest_one(self, *_: object) -> None:
+            try:
+                raise _Deadline()
+            except _Deadline as exc:
+                raise ValueError(f"Failed to parse template: {exc!r}") from exc
+
+    queue = RecordingQueue()
+    runner = JobRunner(inline.settings.jobs, inline.jobs, queue, WrappingIngestor,  # type: ignore[arg-type]
+                       timeouts=(_Deadline,))
+    job = runner.submit([tmp_path / "share"])
+    runner.plan(job.job_id)
+    runner.run_item(queue.items[0])
+    item = inline.jobs.items(job.job_id)[0]
+    assert (item.status, item.reason) == (FAILED, "took longer than the time limit of 600 s")
