@@ -34,22 +34,9 @@ def retrieval(
     json_out: JsonOut = None,
 ) -> None:
     """Ingest a BEIR corpus into a fresh collection; nDCG@10, Recall@100, MRR@10 per mode."""
-    from eval.retrieval import MODES, eval_retrieval, load
+    from eval.retrieval import MODES
 
-    def work() -> dict[str, Any]:
-        bench = load(corpus, queries, qrels, limit)
-        with progress(True) as bar:
-            task = bar.add_task("ingesting", total=None) if bar else None
-
-            def tick(name: str, done: int, total: int) -> None:
-                if bar is not None:
-                    bar.update(task, description=f"queries ({name})", completed=done, total=total)
-
-            return eval_retrieval(bench, mode or MODES, on_progress=tick, keep=keep)
-
-    result = run_cli(work)
-    if json_out:
-        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    result = _evaluate(corpus, queries, qrels, limit, json_out, modes=mode or MODES, keep=keep)
     ingest = result["ingest"]
     out.print(f"{result['documents']} documents, {result['chunks']} chunks, "
               f"{result['queries']} queries; ingest {ingest['seconds']} s "
@@ -72,7 +59,18 @@ def report(
 ) -> None:
     """Every mode and both anchors (bm25s BM25, plain cosine) in one run -> eval/README.md."""
     from eval.report import render
-    from eval.retrieval import MODES, eval_retrieval, load
+
+    result = _evaluate(corpus, queries, qrels, limit, json_out, anchors=True)
+    shown = corpus.parent.name if corpus.parent != SCIFACT else "SciFact (train claims)"
+    argv = "enclave eval report" + (f" --limit {limit}" if limit else "")
+    output.write_text(render(result, argv, shown), encoding="utf-8")
+    out.print(output.read_text(encoding="utf-8"))
+
+
+def _evaluate(corpus: Path, queries: Path, qrels: Path, limit: int | None,
+              json_out: Path | None, **options: Any) -> dict[str, Any]:
+    """Load the benchmark, run ``eval_retrieval`` with a progress bar, save the figures."""
+    from eval.retrieval import eval_retrieval, load
 
     def work() -> dict[str, Any]:
         bench = load(corpus, queries, qrels, limit)
@@ -83,12 +81,9 @@ def report(
                 if bar is not None:
                     bar.update(task, description=f"queries ({name})", completed=done, total=total)
 
-            return eval_retrieval(bench, MODES, on_progress=tick, anchors=True)
+            return eval_retrieval(bench, on_progress=tick, **options)
 
     result = run_cli(work)
     if json_out:
         json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    shown = corpus.parent.name if corpus.parent != SCIFACT else "SciFact (train claims)"
-    argv = "enclave eval report" + (f" --limit {limit}" if limit else "")
-    output.write_text(render(result, argv, shown), encoding="utf-8")
-    out.print(output.read_text(encoding="utf-8"))
+    return result
