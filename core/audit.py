@@ -30,7 +30,7 @@ from sqlalchemy import Boolean, Integer, String, Text, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.db import Base, Database
-from core.errors import InputError, NotFound
+from core.errors import InputError, NotFound, RegistryError
 
 GENESIS = "0" * 64
 # The fields a record's hash covers, in the order exports write them.
@@ -213,7 +213,9 @@ class AuditLog:
             s.execute(update(AuditHeadRow).where(AuditHeadRow.id == 1)
                       .values(seq=AuditHeadRow.seq))
             head = s.get(AuditHeadRow, 1, populate_existing=True)
-            assert head is not None, "migration 0005 creates the head row"
+            if head is None:  # migration 0005 made it; only a hand in the database removes it
+                raise RegistryError("the audit chain's head row is missing: "
+                                    "run `enclave audit verify` and restore it from a backup")
             at = now_iso()  # taken under the lock, so times never run backwards along the chain
             fields = {
                 "seq": head.seq + 1, "record_id": str(uuid.uuid4()), "kind": event.kind,
