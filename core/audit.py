@@ -478,6 +478,14 @@ def csv_line(record: Record) -> str:
     ])
 
 
+def export_lines(records: Iterable[Record], format: str) -> Iterator[str]:
+    """An export, line by line: JSONL (verifiable offline) or CSV with its header."""
+    if format == "csv":
+        yield csv_header()
+    for r in records:
+        yield csv_line(r) if format == "csv" else jsonl_line(r)
+
+
 def _csv_row(values: Sequence[Any]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow([_cell(v) for v in values])

@@ -83,6 +83,11 @@ class Chunk:
     def section(self) -> str:
         return str(self.meta.get("section", ""))
 
+    @property
+    def source(self) -> str:
+        """The file the chunk came from, as stored; its document id if none was stored."""
+        return str(self.meta.get("source", self.doc_id))
+
     def embedding_text(self) -> str:
         """What the embedder reads: the section title as context, then the passage."""
         section = self.section

@@ -377,7 +377,7 @@ def _citation(n: int, chunk: Chunk, match: Match, supported: bool) -> Citation:
         chunk_id=chunk.chunk_id,
         doc_id=chunk.doc_id,
         version=chunk.version,
-        source=_source(chunk),
+        source=chunk.source,
         page=chunk.page_start,
         quote=quote,
         # Offsets into the document's extracted text, where the chunk starts at char_start.
@@ -416,10 +416,6 @@ def _with_marks(sentence: str, ns: Sequence[int]) -> str:
     if end is None:
         return f"{sentence} {marks}"
     return f"{sentence[: end.start()].rstrip()} {marks}{sentence[end.start() :]}"
-
-
-def _source(chunk: Chunk) -> str:
-    return str(chunk.meta.get("source", chunk.doc_id))
 
 
 def _short(text: str, limit: int = 160) -> str:

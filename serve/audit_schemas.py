@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.audit import Problem, Record, StoredText, Verification, record_hash
+from core.audit import AuditLog, Problem, Record, StoredText, Verification, record_hash
 
 
 class AuditSummary(BaseModel):
@@ -61,6 +61,13 @@ class AuditDetail(AuditSummary):
     body: dict[str, Any]
     check: RecordCheck
     passages: list[PassageText]
+
+    @classmethod
+    def load(cls, book: AuditLog, record_id: str) -> AuditDetail:
+        """A record with its own check and the kept texts of the passages it retrieved."""
+        found = book.get(record_id)
+        keys = [(p["chunk_id"], p["text_sha256"]) for p in found.body.get("retrieved", ())]
+        return cls.build(found, book.previous_hash(found.seq), book.texts(keys))
 
     @classmethod
     def build(cls, r: Record, previous: str | None,

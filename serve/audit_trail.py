@@ -18,7 +18,7 @@ from core.audit import ANSWER, Event, Passage, Record, text_hash
 from core.container import Container
 from core.errors import NotFound, one_line
 from core.jobs import Job
-from core.types import Answer, Chunk, Principal
+from core.types import Answer, Principal
 from serve.prompt import PROMPT_VERSION
 
 if TYPE_CHECKING:
@@ -32,10 +32,6 @@ ANSWER_WITHHELD = "answer.withheld"
 def principal_json(principal: Principal) -> dict[str, Any]:
     return {"user_id": principal.user_id, "groups": list(principal.groups),
             "roles": list(principal.roles)}
-
-
-def _source(chunk: Chunk) -> str:
-    return str(chunk.meta.get("source", chunk.doc_id))
 
 
 def _context(container: Container, principal: Principal, channel: str, question: str,
@@ -66,7 +62,7 @@ def answer_event(container: Container, principal: Principal, channel: str, quest
     shown = set(answer.shown)
     retrieved = [
         {"rank": rank, "chunk_id": h.chunk.chunk_id, "doc_id": h.chunk.doc_id,
-         "version": h.chunk.version, "source": _source(h.chunk), "page": h.chunk.page_start,
+         "version": h.chunk.version, "source": h.chunk.source, "page": h.chunk.page_start,
          "char_start": h.chunk.char_start, "char_end": h.chunk.char_end,
          "score": round(float(h.score), 6), "text_sha256": text_hash(h.chunk.text),
          "shown": h.chunk.chunk_id in shown}
@@ -96,7 +92,7 @@ def answer_event(container: Container, principal: Principal, channel: str, quest
         "checks": checks,
         "timings": dict(answer.timings),
     }
-    passages = [Passage(h.chunk.chunk_id, h.chunk.doc_id, h.chunk.version, _source(h.chunk),
+    passages = [Passage(h.chunk.chunk_id, h.chunk.doc_id, h.chunk.version, h.chunk.source,
                         h.chunk.text) for h in answer.retrieved]
     unsupported = sum(not c.supported for c in answer.checks)
     return Event(ANSWER, principal.user_id, body, question=question, answer=answer.text,

@@ -15,8 +15,7 @@ from core.audit import (
     Record,
     Verification,
     checkpoint_of,
-    csv_header,
-    csv_line,
+    export_lines,
     jsonl_line,
     record_from_json,
     verify_chain,
@@ -81,11 +80,7 @@ def show(record_id: Annotated[str, typer.Argument(help="The record's id.")]) -> 
         from serve.audit_schemas import AuditDetail
 
         with container_scope() as c:
-            book = c.audit
-            found = book.get(record_id)
-            keys = [(p["chunk_id"], p["text_sha256"]) for p in found.body.get("retrieved", ())]
-            detail = AuditDetail.build(found, book.previous_hash(found.seq), book.texts(keys))
-            return detail.model_dump(mode="json")
+            return AuditDetail.load(c.audit, record_id).model_dump(mode="json")
 
     out.print_json(data=run_cli(work))
 
@@ -110,12 +105,10 @@ def export(
             handle: TextIO = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
             try:
                 count = 0
-                if format == "csv":
-                    handle.write(csv_header())
-                for r in c.audit.scan(filters):
-                    handle.write(csv_line(r) if format == "csv" else jsonl_line(r))
+                for line in export_lines(c.audit.scan(filters), format):
+                    handle.write(line)
                     count += 1
-                return count
+                return count - (format == "csv")  # records, not the header
             finally:
                 if output:
                     handle.close()

@@ -6,22 +6,13 @@ and no other role reads the trail. Exports and checkpoints are themselves record
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from core.audit import (
-    Filters,
-    checkpoint_of,
-    csv_header,
-    csv_line,
-    jsonl_line,
-    now_iso,
-)
-from core.container import Container
+from core.audit import Filters, checkpoint_of, export_lines, now_iso
 from serve import audit_trail
 from serve.audit_schemas import AuditDetail, AuditList, AuditSummary, CheckpointOut, VerifyOut
 from serve.deps import AuditorDep, ContainerDep, require_role
@@ -64,10 +55,7 @@ def records(container: ContainerDep, filters: FiltersDep,
 @router.get("/records/{record_id}", response_model=AuditDetail)
 def record(record_id: str, container: ContainerDep) -> AuditDetail:
     """One record in full, with the retrieved and cited passages' texts at their versions."""
-    book = container.audit
-    found = book.get(record_id)
-    keys = [(p["chunk_id"], p["text_sha256"]) for p in found.body.get("retrieved", ())]
-    return AuditDetail.build(found, book.previous_hash(found.seq), book.texts(keys))
+    return AuditDetail.load(container.audit, record_id)
 
 
 @router.get("/export")
@@ -78,15 +66,8 @@ def export(container: ContainerDep, filters: FiltersDep, auditor: AuditorDep,
                              format=format, filters=filters.active())
     media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
     name = f"enclave-audit-{now_iso()[:10]}.{format}"
-    return StreamingResponse(_lines(container, filters, format), media_type=media,
+    return StreamingResponse(export_lines(container.audit.scan(filters), format), media_type=media,
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-def _lines(container: Container, filters: Filters, format: str) -> Iterator[str]:
-    if format == "csv":
-        yield csv_header()
-    for r in container.audit.scan(filters):
-        yield csv_line(r) if format == "csv" else jsonl_line(r)
 
 
 @router.get("/verify", response_model=VerifyOut)
