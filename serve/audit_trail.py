@@ -45,8 +45,9 @@ def _context(container: Container, principal: Principal, channel: str, question:
         "question": question,
         "retrieval": {
             "mode": "hybrid", "k": s.answer.passages, "fusion": s.search.fusion,
-            "prefetch": s.search.prefetch, "collection": s.qdrant.collection,
-            "store": s.qdrant.mode, "embedding_model": container.embedder.name,
+            "dense_weight": s.search.dense_weight, "prefetch": s.search.prefetch,
+            "collection": s.qdrant.collection, "store": s.qdrant.mode,
+            "embedding_model": container.embedder.name,
             "min_relevance": s.answer.min_relevance, "passage_margin": s.answer.passage_margin,
         },
         "generation": {

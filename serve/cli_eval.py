@@ -26,7 +26,7 @@ def retrieval(
     qrels: QrelsOpt = SCIFACT / "qrels" / "train.tsv",
     mode: Annotated[list[str] | None, typer.Option(
         "--mode", help="hybrid, dense or sparse (repeatable; default all three); hybrid-rrf, "
-        "hybrid-dbsf: hybrid under that fusion.")] = None,
+        "hybrid-dbsf, hybrid-minmax: hybrid under that fusion.")] = None,
     limit: LimitOpt = None,
     keep: Annotated[Path | None, typer.Option(
         "--keep", help="Keep the ingested corpus here and reuse it next time (same chunking).")]

@@ -11,6 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import core.offline
 
 HOOKED_RUN = textwrap.dedent(
@@ -57,7 +59,9 @@ HOOKED_RUN = textwrap.dedent(
 )
 
 
-def test_ingest_search_and_ask_never_leave_the_machine(tmp_path: Path, samples, cli_env):
+@pytest.mark.parametrize("embedding", ["sentence-transformers", "onnx-int8"])
+def test_ingest_search_and_ask_never_leave_the_machine(tmp_path: Path, samples, cli_env,
+                                                       embedding):
     script = tmp_path / "hooked.py"
     script.write_text(HOOKED_RUN)
     commands = [
@@ -68,6 +72,8 @@ def test_ingest_search_and_ask_never_leave_the_machine(tmp_path: Path, samples, 
         ["status"],
     ]
     env = {**cli_env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    # onnx-int8 exports its model on first use: that path runs under the hook too.
+    env["ENCLAVE_EMBEDDING__MODE"] = embedding
     # Whatever an operator's environment says, the opt-outs are forced on.
     env["DO_NOT_TRACK"] = ""
     env["HF_HUB_OFFLINE"] = "0"

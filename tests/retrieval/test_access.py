@@ -23,10 +23,12 @@ group_sets = st.frozensets(st.sampled_from(GROUPS), max_size=3)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(docs=st.lists(group_sets, min_size=1, max_size=12), asker=group_sets)
-def test_search_returns_exactly_what_the_groups_allow(docs, asker):
+@given(docs=st.lists(group_sets, min_size=1, max_size=12), asker=group_sets,
+       fusion=st.sampled_from(["rrf", "dbsf", "minmax"]))
+def test_search_returns_exactly_what_the_groups_allow(docs, asker, fusion):
     with tempfile.TemporaryDirectory() as tmp:
-        container = Container(Settings(data_dir=Path(tmp)), embedder=FakeEmbedder())
+        settings_ = Settings(data_dir=Path(tmp), search={"fusion": fusion})
+        container = Container(settings_, embedder=FakeEmbedder())
         try:
             registry = container.registry
             container.store.ensure_collection(container.embedder.dim)
