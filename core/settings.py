@@ -74,12 +74,14 @@ class SearchSettings(BaseModel):
     k: int = Field(default=5, ge=1, le=100)
     # hybrid: dense and sparse fused; dense or sparse alone (for comparison).
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
-    # rrf, dbsf: fused inside the store by Qdrant. minmax: the two rankings min-max
-    # normalised and combined with dense_weight (retrieval/fusion.py).
-    fusion: Literal["rrf", "dbsf", "minmax"] = "rrf"
+    # rrf, dbsf: fused inside the store by Qdrant (ranks; scores normalised by their
+    # spread). minmax: the two rankings min-max normalised and combined with dense_weight
+    # (retrieval/fusion.py). dbsf ranks best on SciFact train (eval/README.md).
+    fusion: Literal["rrf", "dbsf", "minmax"] = "dbsf"
     # minmax only: the dense side's share of the fused score; the sparse side has the rest.
     dense_weight: float = Field(default=0.5, ge=0.0, le=1.0)
-    # Candidates each of the dense and sparse searches hands to fusion.
+    # Candidates each of the dense and sparse searches hands to fusion; for minmax also
+    # the window its scores are normalised over (the prefetch-th best maps to 0).
     prefetch: int = Field(default=50, ge=1)
 
 

@@ -1,6 +1,7 @@
 """Benchmarks behind ``enclave bench``: figures to read, not tests to pass.
 
-``bench_ingest`` runs the real pipeline over real files in a throwaway data dir.
+``bench_ingest`` runs the real pipeline over real files in a throwaway data dir, once per
+embedding mode, so a faster embedder is reported as a ratio measured in the same run.
 ``bench_search`` times the real search path over a large synthetic store: embedding
 100k real chunks would take hours on a small CPU, and latency depends on the store's
 size and the access filter's selectivity, not on what the text says.
@@ -26,7 +27,7 @@ from core.registry import Registry
 from core.settings import Settings
 from core.types import Chunk, Document, Principal, make_chunk_id, make_doc_id
 from retrieval.edge_store import EdgeStore
-from retrieval.search import _OVERFETCH, Searcher
+from retrieval.search import OVERFETCH, Searcher
 
 SEED = 20240601
 GROUP_POOL = 50
@@ -39,23 +40,43 @@ SEARCH_K = 10
 # -- ingest ------------------------------------------------------------------------------------
 
 
-def bench_ingest(paths: Sequence[Path]) -> dict[str, Any]:
-    """Ingest ``paths`` into a fresh data dir; seconds and rates per stage."""
+def bench_ingest(
+    paths: Sequence[Path], embeddings: Sequence[str] = ("sentence-transformers",)
+) -> dict[str, Any]:
+    """Ingest ``paths`` once per embedding mode, each into a fresh data dir: seconds and
+    rates per stage, and each run's rates as a ratio of the first run's (same machine,
+    same files, one after the other)."""
     from ingest.parse import quiet_parsers
 
     quiet_parsers()
+    runs = [_ingest_once(paths, mode) for mode in embeddings]
+    first = runs[0]
+    for run in runs:
+        run["ratio_vs_first"] = {
+            key.removesuffix("_chunks_per_s"): round(_ratio(run[key], first[key]), 2)
+            for key in run if key.endswith("_chunks_per_s")
+        }
+    return {"runs": runs}
+
+
+def _ingest_once(paths: Sequence[Path], embedding: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="enclave-bench-") as tmp:
-        container = Container(Settings(data_dir=Path(tmp)))
+        settings = Settings(data_dir=Path(tmp))
+        settings.embedding.mode = embedding  # type: ignore[assignment]
+        container = Container(settings)
         try:
             load_s = _warm_up(container)
             started = time.perf_counter()
             report = container.ingestor.ingest(paths)
             total_s = time.perf_counter() - started
+            model = container.embedder.name
         finally:
             container.close()
     t = report.times
     stages = {"parse": t.parse, "chunk": t.chunk, "embed": t.embed, "store": t.store}
     figures: dict[str, Any] = {
+        "embedding": embedding,
+        "model": model,
         "files": t.files,
         "pages": t.pages,
         "chunks": t.chunks,
@@ -70,7 +91,7 @@ def bench_ingest(paths: Sequence[Path]) -> dict[str, Any]:
         figures[f"{name}_pages_per_s"] = _rate(t.pages, seconds)
         figures[f"{name}_chunks_per_s"] = _rate(t.chunks, seconds)
     figures["pages_per_s"] = _rate(t.pages, total_s)
-    figures["chunks_per_s"] = _rate(t.chunks, total_s)
+    figures["total_chunks_per_s"] = _rate(t.chunks, total_s)
     return figures
 
 
@@ -85,6 +106,10 @@ def _warm_up(container: Container) -> float:
 
 def _rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else 0.0
+
+
+def _ratio(value: float, baseline: float) -> float:
+    return value / baseline if baseline > 0 else 0.0
 
 
 # -- search ------------------------------------------------------------------------------------
@@ -280,7 +305,7 @@ def _time_queries(
     dense = searcher.embedder.embed(texts)
     sparse = [searcher.sparse.encode_query(t) for t in texts]
     settings = searcher.settings
-    limit = SEARCH_K + _OVERFETCH
+    limit = SEARCH_K + OVERFETCH
 
     def store_only(i: int) -> None:
         store.hybrid_search(

@@ -21,6 +21,8 @@ def render(result: dict[str, Any], command: str, source: str) -> str:
             ("enclave sparse only", modes.get("sparse")),
             ("enclave dense only", modes.get("dense")),
             ("enclave hybrid", modes.get("hybrid"))]
+    rows += [(f"enclave hybrid, `{name.split('-', 1)[1]}` fusion instead", modes[name])
+             for name in modes if name.startswith("hybrid-")]
     lines = [
         "# Retrieval quality, measured",
         "",
@@ -30,8 +32,9 @@ def render(result: dict[str, Any], command: str, source: str) -> str:
         f"Benchmark: {source}: {result['documents']:,} documents ({result['chunks']:,} chunks "
         f"in enclave), {result['queries']:,} judged queries. Every enclave row runs the real "
         "pipeline: the corpus is ingested (parsed, chunked, embedded, stored in the embedded "
-        "Qdrant engine) and every query goes through the searcher that serves users; a "
-        "document ranks where its best chunk ranks.",
+        "Qdrant engine) and every query goes through the searcher that serves users, with "
+        "the candidate depth users' searches get; a document ranks where its best chunk "
+        "ranks.",
         "",
         "| method | nDCG@10 | Recall@100 | MRR@10 | query p50 / p95 ms |",
         "| --- | --- | --- | --- | --- |",
@@ -45,7 +48,8 @@ def render(result: dict[str, Any], command: str, source: str) -> str:
     lines += [
         "",
         f"Settings: embedding model {s['embedding_model']}, chunks of at most "
-        f"{s['chunk_max_tokens']} tokens, fusion `{s['fusion']}`, prefetch {s['prefetch']}.",
+        f"{s['chunk_max_tokens']} tokens, fusion `{s['fusion']}`, prefetch {s['prefetch']}, "
+        f"dense weight {s.get('dense_weight', 0.5)} (minmax only).",
         "",
         f"Ingest: {ingest['seconds']} s, {ingest['docs_per_s']} documents/s (parse "
         f"{ingest['parse_s']} s, chunk {ingest['chunk_s']} s, embed {ingest['embed_s']} s, store "

@@ -3,7 +3,8 @@
 Every corpus document is written as one Markdown file (``# title`` then the text) and
 ingested by the same :class:`ingest.pipeline.Ingestor` that serves users, into a fresh
 data dir: parsed, chunked, embedded and stored. Each query then runs through the same
-:class:`retrieval.search.Searcher`; a document ranks where its best chunk ranks.
+:class:`retrieval.search.Searcher`, with the candidate depth users' searches get; a
+document ranks where its best chunk ranks.
 
 Printed: nDCG@10, Recall@100 and MRR@10 per mode, ingest time and rates, and the query
 latency (p50, p95).
@@ -27,6 +28,7 @@ from core.errors import InputError
 from core.settings import Settings
 from core.types import Principal
 from eval.metrics import evaluate
+from retrieval.search import OVERFETCH
 
 MODES = ("sparse", "dense", "hybrid")
 # Hybrid under a named fusion, whatever the settings say: compared on one ingest.
@@ -145,6 +147,7 @@ def eval_retrieval(
                 "chunk_max_tokens": container.settings.chunking.max_tokens,
                 "fusion": container.settings.search.fusion,
                 "prefetch": container.settings.search.prefetch,
+                "dense_weight": container.settings.search.dense_weight,
             }
         finally:
             container.close()
@@ -172,11 +175,17 @@ def _run_mode(container: Container, bench: Benchmark, sources: dict[str, str], m
             search.fusion = configured
     runs: dict[str, list[str]] = {}
     latencies = []
+    # Score fusion (dbsf, minmax) normalises over the candidates fetched, and the searcher
+    # fetches more when asked for more: ranking 300 deep is not what a user asking for 5
+    # sees. So the top comes from a call as deep as users' calls (its own prefetch), and
+    # only the ranks below it from a deep call, for Recall@100.
+    served = max(1, container.searcher.settings.prefetch - OVERFETCH)
     for n, (qid, text) in enumerate(bench.queries.items(), 1):
         started = time.perf_counter()
-        hits = container.searcher.ranked(text, ASKER, CHUNK_DEPTH, mode)
+        top = container.searcher.ranked(text, ASKER, served, mode)
         latencies.append(time.perf_counter() - started)
-        ranked = [sources.get(str(h.chunk.meta.get("source")), "") for h in hits]
+        deep = container.searcher.ranked(text, ASKER, CHUNK_DEPTH, mode)
+        ranked = [sources.get(str(h.chunk.meta.get("source")), "") for h in (*top, *deep)]
         runs[qid] = list(dict.fromkeys(d for d in ranked if d))[:DEPTH]
         if on_progress:
             on_progress(mode, n, len(bench.queries))

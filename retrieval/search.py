@@ -17,7 +17,7 @@ from retrieval.fusion import convex
 
 MAX_QUERY_CHARS = 4000
 # Extra candidates fetched so that dropping hits of inactive versions still leaves k.
-_OVERFETCH = 10
+OVERFETCH = 10
 
 
 class Searcher:
@@ -52,7 +52,7 @@ class Searcher:
     def ranked(self, query: str, principal: Principal, limit: int, mode: str) -> list[Hit]:
         """The best ``limit`` live chunks by ``mode`` (hybrid, dense or sparse), unchecked:
         ``search`` checks what users send; evaluation ranks deeper than users may ask."""
-        fetch = limit + _OVERFETCH
+        fetch = limit + OVERFETCH
         match mode:
             case "hybrid" if self.settings.fusion == "minmax":
                 prefetch = max(self.settings.prefetch, fetch)
@@ -60,7 +60,8 @@ class Searcher:
                                            principal.groups, prefetch)
                 sparse = self.store.nearest(self.sparse.encode_query(query),
                                             principal.groups, prefetch)
-                hits = convex(dense, sparse, self.settings.dense_weight)[:fetch]
+                hits = convex(dense, sparse, self.settings.dense_weight,
+                              self.settings.prefetch)[:fetch]
             case "hybrid":
                 hits = self.store.hybrid_search(
                     self.embedder.embed([query])[0].tolist(),

@@ -386,13 +386,34 @@ def demo() -> None:
 @bench_app.command("ingest")
 def bench_ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
+    embedding: Annotated[str, typer.Option(
+        help="Embedding modes to compare, comma-separated; the first is the baseline.")]
+    = "sentence-transformers,onnx-int8",
     as_json: JsonOpt = False,
 ) -> None:
-    """Ingest into a fresh, temporary data dir and print pages/s and chunks/s per stage."""
+    """Ingest into a fresh, temporary data dir per embedding mode: pages/s and chunks/s per
+    stage, and each mode's rates as a ratio of the first's, measured in the same run."""
     from eval.bench import bench_ingest as run_bench
 
-    result = run_cli(lambda: run_bench(paths))
-    _print_bench(result, as_json)
+    modes = [m.strip() for m in embedding.split(",") if m.strip()]
+    unknown = set(modes) - {"sentence-transformers", "onnx-int8"}
+    if not modes or unknown:
+        raise typer.BadParameter(
+            f"unknown embedding mode(s) {sorted(unknown)}: sentence-transformers, onnx-int8",
+            param_hint="--embedding")
+    result = run_cli(lambda: run_bench(paths, modes))
+    if as_json:
+        out.print_json(data=result)
+        return
+    stages = ("parse", "chunk", "embed", "store", "total")
+    for run in result["runs"]:
+        out.print(f"{run['embedding']} ({run['model']}): {run['files']} files, "
+                  f"{run['pages']} pages, {run['chunks']} chunks, {run['failed']} failed, "
+                  f"{run['total_s']:.1f} s (model load {run['model_load_s']:.1f} s)")
+        for stage in stages:
+            ratio = run["ratio_vs_first"][stage]
+            out.print(f"  {stage:<6} {run[f'{stage}_chunks_per_s']:>9.1f} chunks/s  "
+                      f"{ratio:.2f}x {result['runs'][0]['embedding']}")
 
 
 @bench_app.command("jobs")

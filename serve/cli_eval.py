@@ -58,9 +58,14 @@ def report(
     json_out: JsonOut = None,
 ) -> None:
     """Every mode and both anchors (bm25s BM25, plain cosine) in one run -> eval/README.md."""
+    from core.settings import Settings
     from eval.report import render
+    from eval.retrieval import FUSED, MODES
 
-    result = _evaluate(corpus, queries, qrels, limit, json_out, anchors=True)
+    # The configured fusion is the hybrid row; the others are compared on the same ingest.
+    configured = f"hybrid-{Settings().search.fusion}"
+    modes = MODES + tuple(m for m in FUSED if m != configured)
+    result = _evaluate(corpus, queries, qrels, limit, json_out, modes=modes, anchors=True)
     shown = corpus.parent.name if corpus.parent != SCIFACT else "SciFact (train claims)"
     argv = "enclave eval report" + (f" --limit {limit}" if limit else "")
     output.write_text(render(result, argv, shown), encoding="utf-8")

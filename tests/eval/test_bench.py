@@ -30,8 +30,15 @@ def test_bench_ingest_counts_files_and_chunks(tmp_path: Path):
         "Backups run nightly at 02:00. Each backup is kept for thirty days and restored "
         "once a quarter to prove that it works.\n"
     )
-    figures = bench_ingest([docs])
-    assert figures["files"] == 2
-    assert figures["failed"] == 0
-    assert figures["chunks"] > 0
-    assert figures["total_s"] > 0
+    runs = bench_ingest([docs], ["sentence-transformers", "onnx-int8"])["runs"]
+    assert [r["embedding"] for r in runs] == ["sentence-transformers", "onnx-int8"]
+    for figures in runs:
+        assert figures["files"] == 2
+        assert figures["failed"] == 0
+        assert figures["chunks"] > 0
+        assert figures["total_s"] > 0 and figures["embed_chunks_per_s"] > 0
+    # The same files chunk alike under both: the tokenizer is the same model's.
+    assert runs[0]["chunks"] == runs[1]["chunks"]
+    assert runs[0]["ratio_vs_first"]["embed"] == 1.0
+    assert runs[1]["ratio_vs_first"]["embed"] == round(
+        runs[1]["embed_chunks_per_s"] / runs[0]["embed_chunks_per_s"], 2)

@@ -103,3 +103,6 @@ def test_the_report_has_every_method_and_both_anchors(beir_slice: dict[str, Path
     assert figures["anchors"]["bm25s"]["recall@100"] >= 0.8
     assert figures["anchors"]["cosine"]["recall@100"] == 1.0
     assert "Goal: hybrid nDCG@10 of at least 0.74" in text
+    # The fusions other than the configured one (dbsf) are compared on the same ingest.
+    assert set(figures["modes"]) == {"sparse", "dense", "hybrid", "hybrid-rrf", "hybrid-minmax"}
+    assert "| enclave hybrid, `rrf` fusion instead" in text
