@@ -99,6 +99,11 @@ class VectorStore(Protocol):
 
     def set_access(self, doc_id: str, groups: Sequence[str]) -> None: ...
 
+    def optimize(self) -> bool:
+        """Build indexes and merge segments now, where the engine leaves that to its caller;
+        True when there was something to do."""
+        ...
+
     def session(self) -> AbstractContextManager[None]:
         """Group operations: the embedded store opens once for the block (a server: no-op)."""
         ...

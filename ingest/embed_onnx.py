@@ -21,8 +21,10 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -182,12 +184,28 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 
 def _export_int8(model_path: Path, target: Path) -> None:
+    # The exporter's tracer warnings and the quantizer's advice are for model authors;
+    # an operator's first ingest should not print them.
+    root = logging.getLogger()
+    was = root.disabled
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        root.disabled = True
+        try:
+            _export(model_path, target)
+        finally:
+            root.disabled = was
+
+
+def _export(model_path: Path, target: Path) -> None:
     import onnx
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
     from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     config = AutoConfig.from_pretrained(str(model_path), local_files_only=True)
     encoder = AutoModel.from_pretrained(
         str(model_path), local_files_only=True, attn_implementation="eager"

@@ -100,6 +100,10 @@ class ClientStore:
         selector = models.FilterSelector(filter=_doc_filter(doc_id, version))
         self._call(lambda c: c.delete(self.collection, points_selector=selector, wait=True))
 
+    def optimize(self) -> bool:
+        # A Qdrant server runs its optimizers in the background by itself.
+        return False
+
     def set_access(self, doc_id: str, groups: Sequence[str]) -> None:
         payload = {"groups": schema.stored_groups(groups), "public": not groups}
         self._call(

@@ -202,6 +202,14 @@ class EdgeStore:
             )
             self._call(lambda s: s.flush())
 
+    def optimize(self) -> bool:
+        """Index and merge segments: the embedded engine never does it by itself, and an
+        unindexed segment is searched by brute force (bench search: at 100k chunks, ...)."""
+        with self.session():
+            done = bool(self._call(lambda s: s.optimize()))
+            self._call(lambda s: s.flush())
+        return done
+
     # -- reads -----------------------------------------------------------------------------
 
     def hybrid_search(

@@ -10,7 +10,7 @@ from eval.bench import bench_ingest, bench_search
 def test_bench_search_reports_ordered_positive_latencies():
     figures = bench_search(chunks=2000, queries=20)
     assert figures["chunks"] == 2000
-    for name in ("e2e", "store"):
+    for name in ("e2e", "store", "unindexed_e2e", "reopened_e2e"):
         p50, p95 = figures[f"{name}_p50_ms"], figures[f"{name}_p95_ms"]
         assert 0 < p50 <= p95
     # The access filter let something through, so the figures time real work.

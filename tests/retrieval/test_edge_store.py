@@ -74,3 +74,44 @@ def test_processes_taking_turns_keep_the_store_whole(tmp_path: Path) -> None:
         assert store.count() == sum(kept) == 3 * 30 * 20
     finally:
         store.close()
+
+
+def test_optimize_indexes_what_was_written_and_search_agrees(tmp_path: Path) -> None:
+    """The embedded engine never indexes by itself: written segments stay brute-force until
+    optimize() builds their HNSW index (ingest calls it at the end of a run)."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from core.ports import StoredChunk
+    from core.types import Chunk, Document, SparseVector, make_chunk_id, make_doc_id
+
+    rng = np.random.default_rng(5)
+    store = EdgeStore(tmp_path / "store")
+    store.ensure_collection(384)
+    try:
+        vectors = rng.normal(size=(12_000, 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        now = datetime.now(UTC)
+        for start in range(0, len(vectors), 256):  # as ingest writes: batches of 256
+            doc = Document(make_doc_id(f"/d/{start}"), f"/d/{start}", "v1", ("g",))
+            points = []
+            for k in range(start, min(start + 256, len(vectors))):
+                chunk = Chunk(make_chunk_id(doc.doc_id, "v1", k), doc.doc_id, "v1", f"c{k}",
+                              None, None, 0, 2, {"ordinal": k})
+                points.append(StoredChunk(chunk, doc, "t", vectors[k].tolist(),
+                                          SparseVector((k,), (1.0,)), now))
+            store.upsert(points)
+        query = vectors[:5] + 0.05 * rng.normal(size=(5, 384)).astype(np.float32)
+        before = [[h.chunk.chunk_id for h in store.nearest(q.tolist(), ["g"], 10)] for q in query]
+        assert store._shard.info().indexed_vectors_count == 0
+        assert store.optimize() is True
+        info = store._shard.info()
+        assert info.indexed_vectors_count >= 10_000, info
+        after = [[h.chunk.chunk_id for h in store.nearest(q.tolist(), ["g"], 10)] for q in query]
+        # Approximate now, but each query still finds the point it was made from, first.
+        assert [a[0] for a in after] == [b[0] for b in before]
+        assert store.count() == 12_000
+        assert store.optimize() is False  # nothing left to do
+    finally:
+        store.close()
