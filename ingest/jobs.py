@@ -216,9 +216,7 @@ class JobRunner:
             self._run_claimed(item)
         finally:
             self.dispatch(item.job_id)
-            if self.book.finish_if_complete(item.job_id):
-                # Whoever finishes a job's last item indexes what the job wrote.
-                self._ingestor().optimize()
+            self.book.finish_if_complete(item.job_id)
         return self.book.item(item_id)
 
     def _run_claimed(self, item: Item) -> None:

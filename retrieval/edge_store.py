@@ -204,7 +204,7 @@ class EdgeStore:
 
     def optimize(self) -> bool:
         """Index and merge segments: the embedded engine never does it by itself, and an
-        unindexed segment is searched by brute force (bench search: at 100k chunks, ...)."""
+        unindexed segment is searched by brute force (`enclave bench search` times both)."""
         with self.session():
             done = bool(self._call(lambda s: s.optimize()))
             self._call(lambda s: s.flush())

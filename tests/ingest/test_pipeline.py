@@ -46,6 +46,18 @@ def test_second_run_changes_nothing(container: Container, samples):
     assert container.store.count() == before
 
 
+def test_a_run_that_wrote_indexes_the_store_once(container: Container, samples,
+                                                 monkeypatch: pytest.MonkeyPatch):
+    calls: list[int] = []
+    real = container.store.optimize
+    monkeypatch.setattr(container.store, "optimize", lambda: calls.append(1) or real())
+    container.ingestor.ingest([samples["public"]])
+    assert calls == [1]
+    container.ingestor.ingest([samples["public"]])  # all unchanged: nothing to index
+    assert calls == [1]
+    assert container.store.count() == container.registry.totals()["chunks"] > 0
+
+
 def test_changed_file_replaces_its_old_version(container: Container, tmp_path: Path):
     doc = tmp_path / "policy.md"
     doc.write_text("# Parking\n\nThe staff car park closes at 20:00 on weekdays.\n")
