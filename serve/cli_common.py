@@ -86,7 +86,9 @@ class NoProgress:
 
 
 def shared_settings() -> Settings:
-    """Settings for a long-running process beside others: the embedded store is shared."""
+    """Settings for a long-running process beside others: the embedded store is shared,
+    unless the operator says this process is its only user (ENCLAVE_QDRANT__HOLD_OPEN)."""
     settings = Settings()
-    settings.qdrant.hold_open = False
+    if "hold_open" not in settings.qdrant.model_fields_set:
+        settings.qdrant.hold_open = False
     return settings

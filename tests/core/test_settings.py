@@ -31,3 +31,28 @@ def test_server_mode_needs_a_url(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ENCLAVE_QDRANT__MODE", "server")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_serve_shares_the_embedded_store_unless_told_it_is_alone(monkeypatch: pytest.MonkeyPatch):
+    from serve.cli_common import shared_settings
+
+    monkeypatch.delenv("ENCLAVE_QDRANT__HOLD_OPEN", raising=False)
+    assert shared_settings().qdrant.hold_open is False
+    monkeypatch.setenv("ENCLAVE_QDRANT__HOLD_OPEN", "true")  # serve is the store's only user
+    assert shared_settings().qdrant.hold_open is True
+    monkeypatch.setenv("ENCLAVE_QDRANT__HOLD_OPEN", "false")
+    assert shared_settings().qdrant.hold_open is False
+
+
+def test_search_and_embedding_modes(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ENCLAVE_SEARCH__FUSION", "minmax")
+    monkeypatch.setenv("ENCLAVE_SEARCH__DENSE_WEIGHT", "0.6")
+    monkeypatch.setenv("ENCLAVE_EMBEDDING__MODE", "onnx-int8")
+    s = Settings()
+    assert (s.search.fusion, s.search.dense_weight, s.embedding.mode) == ("minmax", 0.6, "onnx-int8")
+    monkeypatch.setenv("ENCLAVE_SEARCH__DENSE_WEIGHT", "1.5")
+    with pytest.raises(ValidationError):
+        Settings()
+    monkeypatch.delenv("ENCLAVE_SEARCH__FUSION")
+    monkeypatch.delenv("ENCLAVE_SEARCH__DENSE_WEIGHT")
+    assert Settings().search.fusion == "dbsf"  # the measured best (README)
