@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +24,7 @@ import numpy.typing as npt
 from core.container import Container
 from core.ports import SparseEncoder, StoredChunk
 from core.registry import Registry
-from core.settings import Settings
+from core.settings import EmbeddingSettings, Settings
 from core.types import Chunk, Document, Principal, make_chunk_id, make_doc_id
 from retrieval.edge_store import EdgeStore
 from retrieval.search import OVERFETCH, Searcher
@@ -36,6 +36,10 @@ PUBLIC_SHARE = 0.1
 LOAD_BATCH = 1000
 WARMUP_QUERIES = 10
 SEARCH_K = 10
+# The embedding modes a benchmark can compare: every real one (fake is for unit tests).
+EMBEDDINGS = tuple(
+    m for m in get_args(EmbeddingSettings.model_fields["mode"].annotation) if m != "fake"
+)
 
 # -- ingest ------------------------------------------------------------------------------------
 
@@ -61,9 +65,8 @@ def bench_ingest(
 
 def _ingest_once(paths: Sequence[Path], embedding: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="enclave-bench-") as tmp:
-        settings = Settings(data_dir=Path(tmp))
-        settings.embedding.mode = embedding  # type: ignore[assignment]
-        container = Container(settings)
+        embedder = EmbeddingSettings.model_validate({"mode": embedding})
+        container = Container(Settings(data_dir=Path(tmp), embedding=embedder))
         try:
             load_s = _warm_up(container)
             started = time.perf_counter()

@@ -393,13 +393,14 @@ def bench_ingest(
 ) -> None:
     """Ingest into a fresh, temporary data dir per embedding mode: pages/s and chunks/s per
     stage, and each mode's rates as a ratio of the first's, measured in the same run."""
+    from eval.bench import EMBEDDINGS
     from eval.bench import bench_ingest as run_bench
 
     modes = [m.strip() for m in embedding.split(",") if m.strip()]
-    unknown = set(modes) - {"sentence-transformers", "onnx-int8"}
+    unknown = set(modes) - set(EMBEDDINGS)
     if not modes or unknown:
         raise typer.BadParameter(
-            f"unknown embedding mode(s) {sorted(unknown)}: sentence-transformers, onnx-int8",
+            f"unknown embedding mode(s) {sorted(unknown)}: {', '.join(EMBEDDINGS)}",
             param_hint="--embedding")
     result = run_cli(lambda: run_bench(paths, modes))
     if as_json:
