@@ -38,7 +38,7 @@ lint: install
 
 # Re-pin after editing requirements/base.in (run inside an installed .venv).
 lock: install
-	$(PIP) install -c requirements/constraints.txt -r requirements/base.in pytest pytest-timeout hypothesis ruff mypy
+	$(PIP) install -c requirements/constraints.txt -r requirements/base.in pytest pytest-timeout hypothesis ruff mypy check-jsonschema dockerfile-parse
 	$(BIN)/pip freeze --exclude-editable | grep -viE '^(torch|unstructured[-_]inference|llama[-_]cpp[-_]python|llm[-_]smollm2)( ?==| @)' > requirements/lock.txt
 
 clean:

@@ -61,7 +61,8 @@ class Container:
     def database(self) -> Database:
         if self.settings.database_url is None:
             self.data_dir  # noqa: B018 - the SQLite file lives there
-        return Database(self.settings.resolved_database_url)
+        return Database(self.settings.resolved_database_url,
+                        migrate=self.settings.database_migrate == "auto")
 
     @cached_property
     def registry(self) -> Registry:
@@ -121,10 +122,11 @@ class Container:
                     self.data_dir / "qdrant-edge" / q.collection, q.lock_wait_s, q.hold_open
                 )
             case "server":
-                from retrieval.client_store import ClientStore
+                from retrieval.client_store import ClientStore, Layout
 
                 return ClientStore.connect(
-                    q.collection, url=q.url, api_key=q.api_key, timeout_s=q.timeout_s
+                    q.collection, url=q.url, api_key=q.api_key, timeout_s=q.timeout_s,
+                    layout=Layout(q.shards, q.replication_factor, q.write_consistency),
                 )
             case "local":
                 from retrieval.client_store import ClientStore

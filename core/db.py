@@ -5,6 +5,10 @@ under a lock (an advisory lock in PostgreSQL, a file lock beside a SQLite file),
 workers that start together do not race each other through a migration. A database
 made before migrations existed (its tables but no ``alembic_version``) is stamped with
 the first revision, which describes exactly those tables, and then upgraded.
+
+Deployments turn that off (``migrate="verify"``, from ``ENCLAVE_DATABASE_MIGRATE``): a
+one-shot ``enclave db upgrade`` migrates, and every other process only checks that the
+schema is the one its code was written for, and refuses to start on an older one.
 """
 
 from __future__ import annotations
@@ -32,13 +36,16 @@ class Base(DeclarativeBase):
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, migrate: bool = True) -> None:
         self.url = url
         try:
             self.engine: Engine = create_engine(url, future=True, pool_pre_ping=True)
             if url.startswith("sqlite"):
                 event.listen(self.engine, "connect", _sqlite_pragmas)
-            self._migrate()
+            if migrate:
+                self._migrate()
+            else:
+                self._verify()
         except SQLAlchemyError as exc:
             raise RegistryError(f"cannot open the database: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -62,6 +69,17 @@ class Database:
         self.engine.dispose()
 
     # -- schema ------------------------------------------------------------------------------
+
+    def revisions(self) -> tuple[str | None, str]:
+        return revisions(self.engine)
+
+    def _verify(self) -> None:
+        current, head = revisions(self.engine)
+        if current != head:
+            raise RegistryError(
+                f"the database schema is at revision {current or 'none (empty)'}, this version "
+                f"of enclave needs {head}: run `enclave db upgrade` first"
+            )
 
     def _migrate(self) -> None:
         from alembic import command
@@ -98,6 +116,17 @@ class Database:
                     yield conn
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def revisions(engine: Engine) -> tuple[str | None, str]:
+    """(the database's schema revision, None when empty; the newest this code knows)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision(), head
 
 
 def _alembic_config(conn: Connection):  # type: ignore[no-untyped-def]

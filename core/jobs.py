@@ -486,6 +486,14 @@ class JobBook:
             return list(s.scalars(select(JobRow.job_id).where(
                 JobRow.status.in_((PLANNING, RUNNING)))))
 
+    def item_totals(self) -> dict[str, int]:
+        """Items of every job by status (for metrics: open work and finished outcomes)."""
+        with self.db.session() as s:
+            rows = s.execute(select(ItemRow.status, func.count()).group_by(ItemRow.status)).all()
+        totals = dict.fromkeys(ITEM_STATUSES, 0)
+        totals.update({status: int(n) for status, n in rows})
+        return totals
+
     @staticmethod
     def _counts(s, job_ids: Sequence[str]) -> dict[str, dict[str, int]]:  # type: ignore[no-untyped-def]
         out: dict[str, dict[str, int]] = {j: {} for j in job_ids}

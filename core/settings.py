@@ -29,6 +29,12 @@ class QdrantSettings(BaseModel):
     # a time). False: each operation opens it and closes it again, so several processes
     # (workers, serve) take turns; `enclave worker` and `enclave serve` turn this off.
     hold_open: bool = True
+    # server only, applied when enclave creates the collection (an existing one keeps its
+    # own): shards spread it over a cluster's nodes, each shard kept on replication_factor
+    # nodes, and a write succeeds once write_consistency replicas have it.
+    shards: int = Field(default=1, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    write_consistency: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _url_means_server(self) -> QdrantSettings:
@@ -172,6 +178,8 @@ class JobsSettings(BaseModel):
     max_upload_mb: float = Field(default=100.0, gt=0)
     # Rows written per database transaction while a job's folders are walked.
     plan_batch: int = Field(default=500, ge=1)
+    # `enclave worker` serves Prometheus metrics on this port (all its processes together).
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @model_validator(mode="after")
     def _limits_in_order(self) -> JobsSettings:
@@ -211,6 +219,9 @@ class ServeSettings(BaseModel):
     max_concurrent_answers: int = Field(default=2, ge=1)
     # Requests per minute per API key (a token bucket); beyond: 429 with Retry-After.
     rate_per_minute: int = Field(default=60, ge=1)
+    # When set, GET /metrics needs 'Authorization: Bearer <token>' (Prometheus'
+    # bearer_token); otherwise it is open, for a scraper on the internal network.
+    metrics_token: str | None = None
     oidc: OidcSettings = OidcSettings()
 
 
@@ -220,14 +231,32 @@ class AuditSettings(BaseModel):
     text_retention_days: int = Field(default=2557, ge=1)
 
 
+class LogSettings(BaseModel):
+    # json: one object per line, for a log shipper; text: for people at a terminal.
+    format: Literal["text", "json"] = "text"
+    # None: INFO for `serve` and `worker`, WARNING for one-off commands.
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
+    # Debugging only: let logs carry questions and document text. Off, enclave's own
+    # records never hold them and other libraries' records below WARNING are dropped
+    # (an HTTP client logs request bodies at DEBUG).
+    content: bool = False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ENCLAVE_", env_nested_delimiter="__", extra="ignore"
     )
 
+    # production: every secret must be set to a real value (core/secrets.py); start-up
+    # is refused while one is empty or still a placeholder of .env.example.
+    env: Literal["development", "production"] = "development"
     data_dir: Path = Path(".enclave")
     # None: a SQLite file in the data dir.
     database_url: str | None = None
+    # auto: every process brings the schema to the newest revision on start (one machine).
+    # verify: only `enclave db upgrade` migrates; others refuse a schema that is behind
+    # (deployments, where upgrades run migrations as a step of their own).
+    database_migrate: Literal["auto", "verify"] = "auto"
     qdrant: QdrantSettings = QdrantSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
@@ -238,6 +267,20 @@ class Settings(BaseSettings):
     jobs: JobsSettings = JobsSettings()
     serve: ServeSettings = ServeSettings()
     audit: AuditSettings = AuditSettings()
+    log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _secrets_set_in_production(self) -> Settings:
+        if self.env == "production":
+            from core.secrets import placeholders
+
+            found = placeholders(self)
+            if found:
+                raise ValueError(
+                    "ENCLAVE_ENV=production refuses placeholder or empty secrets: "
+                    + ", ".join(found) + " (set real values in the env file)"
+                )
+        return self
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -264,6 +264,9 @@ class JobRunner:
             result.status, FAILED)
         self.book.finish(item.item_id, status, result.reason, doc_id=result.doc_id,
                          chunks=result.chunks, pages=result.pages)
+        log.info("item %s of job %s: %s, %d chunks", item.item_id, item.job_id, result.status,
+                 result.chunks, extra={"item_id": item.item_id, "job_id": item.job_id,
+                                       "outcome": result.status, "chunks": result.chunks})
 
     def _timed_out(self, item_id: int) -> None:
         self.book.finish(item_id, FAILED,

@@ -13,11 +13,12 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from core import metrics
 from core.errors import DocumentError, InputError, NotFound, StoreError, UnreadableFile
 from core.ports import Embedder, SparseEncoder, StoredChunk, VectorStore
 from core.registry import DocumentInfo, Registry
@@ -141,6 +142,12 @@ class Ingestor:
             times.store += time.perf_counter() - started
 
     def ingest_one(self, found: Found, acl: tuple[str, ...], times: StageTimes) -> FileResult:
+        before = replace(times)
+        result = self._ingest_one(found, acl, times)
+        _count(result, before, times)
+        return result
+
+    def _ingest_one(self, found: Found, acl: tuple[str, ...], times: StageTimes) -> FileResult:
         if found.resolved is None:
             source = str(found.path.absolute())
             reason = f"unreadable: {found.problem}"
@@ -304,3 +311,14 @@ def _sha256(path: Path) -> str:
     except OSError as exc:
         raise UnreadableFile(exc.strerror or str(exc)) from exc
     return digest.hexdigest()
+
+
+def _count(result: FileResult, before: StageTimes, after: StageTimes) -> None:
+    metrics.INGEST_DOCUMENTS.labels(result.status).inc()
+    if result.status == "ingested":
+        metrics.INGEST_CHUNKS.inc(result.chunks)
+        metrics.INGEST_PAGES.inc(result.pages or 0)
+    for stage in metrics.INGEST_STAGES:
+        spent = getattr(after, stage) - getattr(before, stage)
+        if spent > 0:
+            metrics.INGEST_STAGE_SECONDS.labels(stage).inc(spent)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from core.errors import StoreError
@@ -17,10 +18,20 @@ from retrieval import schema
 _FACET_LIMIT = 10_000_000
 
 
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How a new collection spreads over a Qdrant cluster (ENCLAVE_QDRANT__SHARDS etc.)."""
+
+    shards: int = 1
+    replication_factor: int = 1
+    write_consistency: int = 1
+
+
 class ClientStore:
-    def __init__(self, client: Any, collection: str) -> None:
+    def __init__(self, client: Any, collection: str, layout: Layout = Layout()) -> None:
         self.client = client
         self.collection = collection
+        self.layout = layout
         self._ready = False
 
     @classmethod
@@ -32,6 +43,7 @@ class ClientStore:
         path: str | None = None,
         api_key: str | None = None,
         timeout_s: float = 30.0,
+        layout: Layout = Layout(),
     ) -> ClientStore:
         from qdrant_client import QdrantClient
 
@@ -41,7 +53,7 @@ class ClientStore:
             client = QdrantClient(path=path)
         else:
             client = QdrantClient(location=":memory:")
-        return cls(client, collection)
+        return cls(client, collection, layout)
 
     def ensure_collection(self, dim: int) -> None:
         from qdrant_client import models
@@ -58,6 +70,11 @@ class ClientStore:
                     sparse_vectors_config={
                         schema.SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
                     },
+                    # A cluster spreads the collection over its nodes; a single server
+                    # takes the defaults (1, 1, 1) as they are.
+                    shard_number=self.layout.shards,
+                    replication_factor=self.layout.replication_factor,
+                    write_consistency_factor=self.layout.write_consistency,
                 )
                 for field, kind in schema.INDEXED_FIELDS.items():
                     self.client.create_payload_index(

@@ -16,12 +16,15 @@ quote from a passage the asker may read, and its ``supported`` flag comes from v
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from core import metrics
 from core.errors import InputError
+from core.logs import content
 from core.ports import Generator, Message
 from core.settings import AnswerSettings, LlmSettings
 from core.types import Answer, Chunk, Citation, Hit, Principal, SentenceCheck
@@ -30,6 +33,7 @@ from serve import prompt
 from serve.sentences import answer_sentences, markers, split_sentences, strip_markers
 from serve.verify import Match, PassageIndex, Verifier, pick
 
+log = logging.getLogger(__name__)
 REFUSAL = "The documents you can access do not answer this question."
 EXTRACTIVE_MODEL = "extractive"
 _MIN_ANSWER_WORDS = 5
@@ -82,6 +86,29 @@ class Answerer:
         on_token: Callable[[str], None] | None = None,
     ) -> Answer:
         question = self._check(question)
+        log.debug("question from %s: %s", principal.user_id, content(question))
+        try:
+            result = self._timed_answer(question, principal, history, on_token)
+        except Exception:
+            metrics.ANSWERS.labels("error").inc()
+            raise
+        outcome = "refused" if result.refused else "answered"
+        log.info("%s in %.2f s with %d citations", outcome, result.timings.get("total", 0.0),
+                 len(result.citations), extra={"outcome": outcome, "model": result.model})
+        log.debug("answer: %s", content(result.text))
+        metrics.ANSWERS.labels(outcome).inc()
+        for stage, seconds in result.timings.items():
+            if stage in metrics.ANSWER_STAGES:
+                metrics.ANSWER_STAGE_SECONDS.labels(stage).observe(seconds)
+        return result
+
+    def _timed_answer(
+        self,
+        question: str,
+        principal: Principal,
+        history: Sequence[Turn],
+        on_token: Callable[[str], None] | None,
+    ) -> Answer:
         clock = _Clock()
         standalone = self._standalone(question, history[-self.settings.history_turns :])
         clock.lap("rewrite")
@@ -189,10 +216,17 @@ class Answerer:
         self, messages: Sequence[Message], on_token: Callable[[str], None] | None, max_tokens: int = 0
     ) -> list[str]:
         pieces: list[str] = []
-        for piece in self._generator().stream(messages, max_tokens or self.llm.max_tokens):
-            pieces.append(piece)
-            if on_token is not None:
-                on_token(piece)
+        generator = self._generator()
+        try:
+            for piece in generator.stream(messages, max_tokens or self.llm.max_tokens):
+                pieces.append(piece)
+                if on_token is not None:
+                    on_token(piece)
+        finally:
+            # Both servers stream about one token per piece.
+            metrics.LLM_TOKENS.labels("completion").inc(len(pieces))
+            metrics.LLM_TOKENS.labels("prompt").inc(
+                sum(generator.count_tokens(m["content"]) for m in messages))
         return pieces
 
     def _verify(self, text: str, index: PassageIndex, passages: int, question: str) -> list[_Sentence]:

@@ -10,8 +10,9 @@ from serve import http_errors
 from serve.body_limit import BodyLimit
 from serve.health import readiness
 from serve.limits import AnswerGate, RateLimiter
+from serve.observe import Observe
 from serve.oidc import OidcVerifier
-from serve.routes import admin, audit, chat, openai_compat
+from serve.routes import admin, audit, chat, metrics, openai_compat
 
 
 def create_app(container: Container) -> FastAPI:
@@ -25,14 +26,18 @@ def create_app(container: Container) -> FastAPI:
     app.state.rate = RateLimiter(serve.rate_per_minute)
     app.state.gate = AnswerGate(serve.max_concurrent_answers)
     app.state.oidc = OidcVerifier(serve.oidc) if serve.oidc.enabled else None
+    app.state.backlog = metrics.backlog_registry(container)
     http_errors.install(app)
     app.include_router(chat.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
     app.include_router(audit.router)
+    app.include_router(metrics.router)
 
     app.add_middleware(BodyLimit, max_bytes=serve.max_body_kb * 1024,
                        exempt_prefix="/v1/admin/")
+    # Added last, so outermost: a refusal by the body limit has a request id and is timed.
+    app.add_middleware(Observe)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

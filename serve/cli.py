@@ -17,10 +17,11 @@ import typer
 from core.audit import Record
 from core.errors import InputError
 from core.types import Answer, Hit, Principal, is_uuid, make_doc_id
-from serve import cli_audit, cli_eval, cli_jobs, cli_users
+from serve import cli_audit, cli_eval, cli_jobs, cli_ops, cli_users
 from serve.audit_trail import Deletion, delete_document_recorded, record_admin, record_answer
 from serve.cli_common import (
     EXIT_SOME_FAILED,
+    EXIT_USAGE,
     GroupOpt,
     JsonOpt,
     container_scope,
@@ -50,6 +51,8 @@ eval_app.command("report")(cli_eval.report)
 app.add_typer(cli_jobs.jobs_app, name="jobs")
 app.add_typer(cli_users.users_app, name="users")
 app.add_typer(cli_audit.audit_app, name="audit")
+app.add_typer(cli_ops.db_app, name="db")
+app.add_typer(cli_ops.health_app, name="health")
 app.command()(cli_jobs.worker)
 
 @app.command()
@@ -330,13 +333,22 @@ def serve(
     import uvicorn
 
     from core.container import Container
+    from core.logs import configure as configure_logs
     from serve.app import create_app
 
-    settings = shared_settings()
-    container = Container(settings)
+    def start() -> Container:
+        settings = shared_settings()
+        configure_logs(settings.log, default_level="INFO")
+        container = Container(settings)
+        container.database  # noqa: B018 - migrated, or refused when behind (database_migrate)
+        return container
+
+    container = run_cli(start)
+    settings = container.settings
     try:
+        # Our logging as configured (JSON, request ids, no content); our own access log.
         uvicorn.run(create_app(container), host=host or settings.serve.host,
-                    port=port or settings.serve.port, log_level="info")
+                    port=port or settings.serve.port, log_config=None, access_log=False)
     finally:
         container.close()
 
@@ -547,7 +559,17 @@ def _snippet(text: str, limit: int = 240) -> str:
 
 
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as exc:
+        # Settings that cannot be used (ENCLAVE_*): say which, without a stack trace.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        err.print(f"configuration error: {problems}")
+        sys.exit(EXIT_USAGE)
 
 
 if __name__ == "__main__":

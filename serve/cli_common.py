@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
@@ -13,6 +12,7 @@ from rich.console import Console
 import core  # noqa: F401  - switches telemetry off before any library loads
 from core.container import Container
 from core.errors import BackendError, ConfigError, EnclaveError, InputError
+from core.logs import configure as configure_logs
 from core.settings import Settings
 
 EXIT_OK, EXIT_BACKEND, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
@@ -33,7 +33,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 def container_scope(settings: Settings | None = None) -> Iterator[Container]:
     from ingest.parse import quiet_parsers
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = settings or Settings()
+    configure_logs(settings.log)
     quiet_parsers()
     container = Container(settings)
     try:

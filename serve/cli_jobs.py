@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -133,14 +134,49 @@ def worker(
     """Start a Celery worker that ingests documents of submitted jobs (Ctrl-C stops it)."""
     # The embedded store is shared with other workers and `serve`; set before the tasks load.
     os.environ.setdefault("ENCLAVE_QDRANT__HOLD_OPEN", "false")
+
+    def start() -> Settings:
+        from core.db import Database
+
+        settings = Settings()
+        # Migrated, or refused here when behind (ENCLAVE_DATABASE_MIGRATE=verify), rather
+        # than in every task.
+        Database(settings.resolved_database_url,
+                 migrate=settings.database_migrate == "auto").close()
+        if settings.jobs.metrics_port is not None:
+            _serve_metrics(settings)
+        return settings
+
+    settings = run_cli(start)
     from workers.app import app as celery_app
 
-    settings = Settings()
     celery_app.worker_main([
         "worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
         f"--queues={settings.jobs.queue}", "--pool=prefork", "--without-gossip",
         "--without-mingle", f"--hostname=enclave-{os.getpid()}@%h",
     ])
+
+
+def _serve_metrics(settings: Settings) -> None:
+    """Prometheus metrics of this worker and its prefork processes, summed, on one port."""
+    import sys
+
+    # prometheus_client chooses per-process or shared (files) values when it is imported:
+    # the prefork processes write their samples to this folder, the main process sums them.
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess mode was set")
+    # Scaled workers share the data volume and often the same pid: the host names them.
+    folder = settings.resolved_data_dir / "run" / f"metrics-{socket.gethostname()}-{os.getpid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.db"):
+        old.unlink()  # an earlier run's samples would be summed into this one's
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    start_http_server(settings.jobs.metrics_port or 0, registry=registry)
 
 
 # -- output ------------------------------------------------------------------------------------

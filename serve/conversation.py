@@ -8,6 +8,7 @@ slot; streaming hands tokens over from that thread to the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -118,7 +119,8 @@ async def stream(container: Container, gate: AnswerGate, principal: Principal,
                 log.exception("answering failed")
             loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
 
-    task = loop.run_in_executor(None, work)
+    # The request's context (its request id) goes along into the executor's thread.
+    task = loop.run_in_executor(None, contextvars.copy_context().run, work)
     try:
         while True:
             kind, value = await queue.get()

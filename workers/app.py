@@ -14,9 +14,18 @@ Reliability settings, and why:
 
 from __future__ import annotations
 
-from celery import Celery
+import logging
+from typing import Any
 
+from celery import Celery
+from celery.signals import before_task_publish, setup_logging, task_postrun, task_prerun
+
+from core.logs import REQUEST_ID
+from core.logs import configure as configure_logs
 from core.settings import Settings
+
+# The message header that carries the id of the request that caused a task.
+REQUEST_ID_HEADER = "enclave_request_id"
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -43,6 +52,37 @@ def create_celery(settings: Settings) -> Celery:
         enable_utc=True,
     )
     return app
+
+
+@setup_logging.connect
+def _logging(loglevel: int | str | None = None, **_: Any) -> None:
+    """Connected, so Celery leaves the root logger to us: JSON, request ids, no content.
+
+    ``enclave worker --loglevel`` applies unless ENCLAVE_LOG__LEVEL is set."""
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else loglevel
+    configure_logs(Settings().log, default_level=level or "INFO")
+
+
+@before_task_publish.connect
+def _carry_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    request_id = REQUEST_ID.get()
+    if request_id is not None and headers is not None:
+        headers.setdefault(REQUEST_ID_HEADER, request_id)
+
+
+@task_prerun.connect
+def _adopt_request_id(task: Any = None, **_: Any) -> None:
+    # The item tasks a planning task sends carry the id on (before_task_publish).
+    request = getattr(task, "request", None)
+    found = getattr(request, REQUEST_ID_HEADER, None)
+    if found is None:
+        found = (getattr(request, "headers", None) or {}).get(REQUEST_ID_HEADER)
+    REQUEST_ID.set(found if isinstance(found, str) else None)
+
+
+@task_postrun.connect
+def _drop_request_id(**_: Any) -> None:
+    REQUEST_ID.set(None)
 
 
 app = create_celery(Settings())

@@ -20,6 +20,7 @@ from core.container import Container
 from core.errors import BackendError, one_line
 from core.settings import Settings
 from ingest.jobs import JobRunner
+from workers import health
 from workers.app import app
 
 log = logging.getLogger(__name__)
@@ -92,10 +93,11 @@ def _start_recovery(**_: object) -> None:
     """Each worker looks for work whose worker was lost, at start and then periodically."""
 
     def loop() -> None:
-        interval = max(1.0, _JOBS.stale_after_s / 2)
+        interval = health.recovery_interval_s(_SETTINGS)
         next_expiry = 0.0
         while True:
             try:
+                health.beat(_SETTINGS)
                 runner().recover()
                 if time.monotonic() >= next_expiry:
                     # The audit's retention, once a day per worker: cheap, and idempotent.

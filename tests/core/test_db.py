@@ -68,3 +68,24 @@ def test_processes_starting_together_migrate_postgres_once(pg_url: str) -> None:
     job_id = book.create("alice", ["/share"], ["hr"], False)
     assert book.get(job_id).owner == "alice"
     db.close()
+
+
+def test_verify_mode_refuses_a_schema_that_is_behind_and_accepts_head(tmp_path: Path) -> None:
+    import pytest
+
+    from core.errors import RegistryError
+
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    with pytest.raises(RegistryError, match=r"none \(empty\).*enclave db upgrade"):
+        Database(url, migrate=False)
+    Database(url).close()
+    verified = Database(url, migrate=False)
+    assert verified.revisions() == (HEAD, HEAD)
+    verified.close()
+    engine = create_engine(url)  # as a database left by the previous version would be
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
+    engine.dispose()
+    with pytest.raises(RegistryError, match=r"revision 0004.*needs 0005"):
+        Database(url, migrate=False)
+    assert _revision(url) == "0004"  # verifying never migrates

@@ -56,3 +56,71 @@ def test_search_and_embedding_modes(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("ENCLAVE_SEARCH__FUSION")
     monkeypatch.delenv("ENCLAVE_SEARCH__DENSE_WEIGHT")
     assert Settings().search.fusion == "dbsf"  # the measured best (README)
+
+
+_REAL = {
+    "ENCLAVE_ENV": "production",
+    "ENCLAVE_DATABASE_URL": "postgresql+psycopg://enclave:Zq8vR2mT5xLw@postgres:5432/enclave",
+    "ENCLAVE_QDRANT__URL": "http://qdrant:6333",
+    "ENCLAVE_QDRANT__API_KEY": "k7PZ3n9QeV4sY1tB",
+    "ENCLAVE_JOBS__BROKER_URL": "redis://:W3fH8kL2pN6r@redis:6379/0",
+    "ENCLAVE_LLM__BASE_URL": "http://vllm:8000/v1",
+    "ENCLAVE_LLM__API_KEY": "vJ4mC9xR2bT7",
+    "ENCLAVE_SERVE__METRICS_TOKEN": "mT6yU1iO8pA3",
+}
+
+
+def _production(monkeypatch: pytest.MonkeyPatch, **changes: str | None) -> None:
+    for key in [k for k in __import__("os").environ if k.startswith("ENCLAVE_")]:
+        monkeypatch.delenv(key)
+    for key, value in {**_REAL, **changes}.items():
+        if value is not None:
+            monkeypatch.setenv(key, value)
+
+
+def test_production_starts_with_real_secrets(monkeypatch: pytest.MonkeyPatch):
+    _production(monkeypatch)
+    s = Settings()
+    assert s.env == "production" and s.qdrant.mode == "server"
+
+
+@pytest.mark.parametrize(("key", "value", "named"), [
+    ("ENCLAVE_DATABASE_URL", "postgresql+psycopg://enclave:change-me-db@postgres/enclave",
+     "ENCLAVE_DATABASE_URL (password)"),
+    ("ENCLAVE_QDRANT__API_KEY", "change-me-qdrant", "ENCLAVE_QDRANT__API_KEY"),
+    ("ENCLAVE_QDRANT__API_KEY", None, "ENCLAVE_QDRANT__API_KEY"),  # a server needs one
+    ("ENCLAVE_JOBS__BROKER_URL", "redis://:CHANGEME@redis:6379/0",
+     "ENCLAVE_JOBS__BROKER_URL (password)"),
+    ("ENCLAVE_JOBS__BROKER_URL", "amqp://guest:guest@rabbit:5672//",
+     "ENCLAVE_JOBS__BROKER_URL (password)"),
+    ("ENCLAVE_LLM__API_KEY", "", "ENCLAVE_LLM__API_KEY"),
+    ("ENCLAVE_SERVE__METRICS_TOKEN", "  ", "ENCLAVE_SERVE__METRICS_TOKEN"),
+])
+def test_production_refuses_placeholder_secrets(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str | None, named: str
+):
+    _production(monkeypatch, **{key: value})
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    # What the CLI prints (serve.cli.main): the messages, not pydantic's echo of the input.
+    message = "; ".join(e["msg"] for e in caught.value.errors())
+    assert named in message
+    assert value is None or not value.strip() or value not in message  # names, never values
+
+
+def test_development_allows_placeholders(monkeypatch: pytest.MonkeyPatch):
+    _production(monkeypatch, ENCLAVE_ENV="development", ENCLAVE_QDRANT__API_KEY="change-me")
+    assert Settings().qdrant.api_key == "change-me"
+
+
+def test_deployment_settings(monkeypatch: pytest.MonkeyPatch):
+    _production(monkeypatch, ENCLAVE_QDRANT__SHARDS="6", ENCLAVE_QDRANT__REPLICATION_FACTOR="2",
+                ENCLAVE_DATABASE_MIGRATE="verify", ENCLAVE_LOG__FORMAT="json",
+                ENCLAVE_JOBS__METRICS_PORT="9101")
+    s = Settings()
+    assert (s.qdrant.shards, s.qdrant.replication_factor, s.qdrant.write_consistency) == (6, 2, 1)
+    assert s.database_migrate == "verify" and s.log.format == "json" and not s.log.content
+    assert s.jobs.metrics_port == 9101
+    _production(monkeypatch, ENCLAVE_QDRANT__SHARDS="0")
+    with pytest.raises(ValidationError):
+        Settings()
