@@ -11,6 +11,8 @@ TORCH_SPEC ?= torch==2.13.0
 # llama-cpp-python builds from source (about 6 minutes on 2 cores): portable, CPU only.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install demo test lint lock clean
 
@@ -29,8 +31,12 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/nodeps.txt requireme
 demo: install
 	$(BIN)/enclave demo
 
-test: install
+test: install $(CHROMIUM)
 	$(BIN)/python -m pytest
+
+# The web pages' tests drive Debian's Chromium through Playwright (no browser download).
+$(CHROMIUM):
+	$(SUDO) apt-get install -y -q chromium || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
 lint: install
 	$(BIN)/ruff check .
@@ -38,7 +44,7 @@ lint: install
 
 # Re-pin after editing requirements/base.in (run inside an installed .venv).
 lock: install
-	$(PIP) install -c requirements/constraints.txt -r requirements/base.in pytest pytest-timeout hypothesis ruff mypy check-jsonschema dockerfile-parse
+	$(PIP) install -c requirements/constraints.txt -r requirements/base.in pytest pytest-timeout hypothesis ruff mypy check-jsonschema dockerfile-parse playwright
 	$(BIN)/pip freeze --exclude-editable | grep -viE '^(torch|unstructured[-_]inference|llama[-_]cpp[-_]python|llm[-_]smollm2)( ?==| @)' > requirements/lock.txt
 
 clean:

@@ -12,7 +12,7 @@ from serve.health import readiness
 from serve.limits import AnswerGate, RateLimiter
 from serve.observe import Observe
 from serve.oidc import OidcVerifier
-from serve.routes import admin, audit, chat, metrics, openai_compat
+from serve.routes import admin, audit, chat, metrics, openai_compat, web
 
 
 def create_app(container: Container) -> FastAPI:
@@ -33,6 +33,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(audit.router)
     app.include_router(metrics.router)
+    web.install(app)
 
     app.add_middleware(BodyLimit, max_bytes=serve.max_body_kb * 1024,
                        exempt_prefix="/v1/admin/")

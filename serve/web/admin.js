@@ -1,0 +1,139 @@
+// Admin: ingestion jobs with progress, per-file items and errors; submit, cancel, retry.
+
+import { call, query } from "./api.js";
+import { $, clear, h, short, status, when } from "./dom.js";
+
+let openJob = null;
+let timer = null;
+let active = false;
+
+const RUNNING = new Set(["planning", "running"]);
+
+export function initAdmin(onError) {
+  $("job-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit().catch(onError);
+  });
+  $("jobs-refresh").addEventListener("click", () => refresh().catch(onError));
+  $("job-cancel").addEventListener("click", () => act("cancel").catch(onError));
+  $("job-retry").addEventListener("click", () => act("retry").catch(onError));
+}
+
+export async function showAdmin() {
+  active = true;
+  await refresh();
+}
+
+export function hideAdmin() {
+  active = false;
+  clearTimeout(timer);
+  timer = null;
+}
+
+function progress(job) {
+  const c = job.counts || {};
+  const finished = (c.done || 0) + (c.unchanged || 0) + (c.failed || 0) + (c.cancelled || 0)
+    + (c.deleted || 0);
+  const parts = [`${finished}/${job.total}`];
+  for (const [k, v] of Object.entries(c)) if (v) parts.push(`${k} ${v}`);
+  return parts.join(" · ");
+}
+
+async function refresh() {
+  const found = await call(`/v1/admin/jobs${query({ limit: 50 })}`);
+  const body = clear($("jobs-table").tBodies[0]);
+  for (const job of found.jobs) {
+    const c = job.counts || {};
+    const finished = (c.done || 0) + (c.unchanged || 0) + (c.failed || 0);
+    body.append(h("tr", { class: `job ${job.status}` },
+      h("td", { class: "mono", text: short(job.job_id) }),
+      h("td", { class: "job-status", text: job.status + (c.failed ? " (with errors)" : "") }),
+      h("td", {}, h("progress", { max: Math.max(job.total, 1), value: finished,
+        "aria-label": `Job ${short(job.job_id)} progress` }), " ", progress(job)),
+      h("td", { class: "clip", text: job.sources.join(", ") }),
+      h("td", { text: when(job.created_at) }),
+      h("td", {}, h("button", { type: "button", "aria-label": `Open job ${short(job.job_id)}`,
+        onclick: () => openDetail(job.job_id).catch((e) => status(e.message)) }, "Open"))));
+  }
+  if (!found.jobs.length) body.append(h("tr", {}, h("td", { colspan: 6, text: "No jobs yet." })));
+  let running = found.jobs.some((j) => RUNNING.has(j.status));
+  if (openJob) running = (await openDetail(openJob, false)) || running;
+  schedule(running);
+}
+
+function schedule(running) {
+  clearTimeout(timer);
+  timer = running && active ? setTimeout(() => refresh().catch((e) => status(e.message)), 2000) : null;
+}
+
+async function submit() {
+  const paths = $("job-paths").value.split("\n").map((s) => s.trim()).filter(Boolean);
+  const groups = $("job-groups").value.split(",").map((s) => s.trim()).filter(Boolean);
+  const job = await call("/v1/admin/jobs", { method: "POST", body: { paths, groups } });
+  status(`Job ${short(job.job_id)} submitted (${job.status}).`);
+  openJob = job.job_id;
+  await refresh();
+}
+
+async function act(what) {
+  if (!openJob) return;
+  const job = await call(`/v1/admin/jobs/${encodeURIComponent(openJob)}/${what}`, { method: "POST" });
+  status(`Job ${short(job.job_id)}: ${what === "cancel" ? "cancelled" : "retrying failed items"} (${job.status}).`);
+  await refresh();
+}
+
+// Show a job's detail; returns whether it is still running.
+async function openDetail(id, announce = true) {
+  const job = await call(`/v1/admin/jobs/${encodeURIComponent(id)}`);
+  openJob = job.job_id;
+  $("job-detail").hidden = false;
+  $("job-detail-title").textContent = `Job ${short(job.job_id)}: ${job.status}`;
+  const running = RUNNING.has(job.status);
+  $("job-cancel").disabled = !running;
+  $("job-retry").disabled = running || !(job.counts?.failed > 0);
+  const out = clear($("job-detail-body"));
+  const meta = h("dl", { class: "meta" });
+  const add = (t, v) => meta.append(h("dt", { text: t }), h("dd", { text: v }));
+  add("Job id", job.job_id);
+  add("Status", job.status);
+  add("Progress", progress(job));
+  add("Sources", job.sources.join(", "));
+  add("Groups", job.groups.length ? job.groups.join(", ") : "public");
+  add("Owner", job.owner);
+  add("Created", when(job.created_at));
+  if (job.finished_at) add("Finished", when(job.finished_at));
+  if (job.eta_s !== null && running) add("ETA", `${Math.round(job.eta_s)} s`);
+  if (job.error) add("Error", job.error);
+  out.append(meta);
+  const table = h("table", { class: "list items" },
+    h("caption", { text: "Files" }),
+    h("thead", {}, h("tr", {}, ...["File", "Status", "Error", "Chunks", "Attempts"]
+      .map((t) => h("th", { scope: "col", text: t })))));
+  const body = h("tbody");
+  for (const item of job.items) {
+    body.append(h("tr", { class: `item ${item.status}` },
+      h("td", { class: "clip", text: item.source }),
+      h("td", { class: "item-status", text: item.status }),
+      h("td", { class: "item-error", text: item.reason ?? "" }),
+      h("td", { text: item.chunks }), h("td", { text: item.attempts })));
+  }
+  table.append(body);
+  out.append(h("div", { class: "table-wrap" }, table));
+  if (job.dead_letters.length) {
+    out.append(h("h3", { text: "Dead letters (gave up)" }), h("ul", {},
+      job.dead_letters.map((d) => h("li", { text: `${d.source}: ${d.reason} (${d.attempts} attempts)` }))));
+  }
+  if (announce) status(`Opened job ${short(job.job_id)} (${job.status}).`);
+  if (announce) schedule(running);
+  return running;
+}
+
+// Signing out leaves no job on the page.
+export function resetAdmin() {
+  hideAdmin();
+  openJob = null;
+  clear($("jobs-table").tBodies[0]);
+  clear($("job-detail-body"));
+  $("job-detail").hidden = true;
+  $("job-form").reset();
+}

@@ -1,0 +1,122 @@
+// Sign-in, tabs, and wiring of the three pages.
+
+import { call, forgetKey, getKey, setKey } from "./api.js";
+import { $, status } from "./dom.js";
+import { initChat, loadConversations, resetChat } from "./chat.js";
+import { initAudit, resetAudit, showAudit } from "./audit.js";
+import { hideAdmin, initAdmin, resetAdmin, showAdmin } from "./admin.js";
+
+const TABS = ["chat", "audit", "admin"];
+const NEEDS = { audit: "auditor", admin: "admin" };
+let current = "chat";
+
+function signedOut(message) {
+  forgetKey();
+  resetChat();
+  resetAudit();
+  resetAdmin();
+  $("citation-panel").close();
+  current = "chat";
+  $("app").hidden = true;
+  $("who").hidden = true;
+  $("signin").hidden = false;
+  $("signin-error").textContent = message || "";
+  $("api-key").value = "";
+  $("api-key").focus();
+}
+
+async function signIn(key) {
+  setKey(key);
+  try {
+    const models = await call("/v1/models");
+    const model = models.data?.[0]?.id;
+    $("signin").hidden = true;
+    $("signin-error").textContent = "";
+    $("app").hidden = false;
+    $("who").hidden = false;
+    $("who-text").textContent = `Signed in${model ? ` · model ${model}` : ""}`;
+    status("Signed in.");
+    await select(current, false);
+  } catch (error) {
+    const message = error.status === 401 ? "Sign-in failed: unknown or revoked API key."
+      : `Sign-in failed: ${error.message}`;
+    signedOut(message);
+    status(message);
+  }
+}
+
+function pageError(error) {
+  if (error.status === 401) {
+    signedOut("Your key is no longer accepted; sign in again.");
+    return;
+  }
+  const tab = NEEDS[current];
+  if (error.status === 403 && tab) {
+    const denied = $(`${current}-denied`);
+    denied.textContent = `This page needs the ${tab} role (${error.message}).`;
+    denied.hidden = false;
+    $(`${current}-body`).hidden = true;
+    status("");
+    return;
+  }
+  status(`Error: ${error.message}`);
+}
+
+async function select(name, focus = true) {
+  current = name;
+  for (const tab of TABS) {
+    const on = tab === name;
+    const button = $(`tab-${tab}`);
+    button.setAttribute("aria-selected", String(on));
+    button.tabIndex = on ? 0 : -1;
+    $(`page-${tab}`).hidden = !on;
+  }
+  if (focus) $(`tab-${name}`).focus();
+  if (name !== "admin") hideAdmin();
+  try {
+    if (name === "chat") await loadConversations();
+    else {
+      $(`${name}-denied`).hidden = true;
+      $(`${name}-body`).hidden = false;
+      if (name === "audit") await showAudit();
+      else await showAdmin();
+    }
+  } catch (error) {
+    pageError(error);
+  }
+}
+
+function initTabs() {
+  TABS.forEach((name, i) => {
+    const tab = $(`tab-${name}`);
+    tab.addEventListener("click", () => select(name));
+    tab.addEventListener("keydown", (event) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      if (step) {
+        event.preventDefault();
+        select(TABS[(i + step + TABS.length) % TABS.length]);
+      }
+    });
+  });
+}
+
+function init() {
+  initTabs();
+  initChat(pageError);
+  initAudit(pageError);
+  initAdmin(pageError);
+  $("signin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = $("api-key").value.trim();
+    if (key) signIn(key);
+  });
+  $("sign-out").addEventListener("click", () => {
+    signedOut("");
+    status("Signed out.");
+  });
+  const key = getKey();
+  if (key) signIn(key);
+  else $("api-key").focus();
+}
+
+init();
