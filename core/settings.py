@@ -203,10 +203,22 @@ class OidcSettings(BaseModel):
     groups_claim: str = "groups"
     # Values among employee, auditor, admin; others are ignored. None present: employee.
     roles_claim: str = "roles"
+    # The web pages' "Sign in with your organisation" (authorization code flow with PKCE, a
+    # public client): the IdP's endpoints and the client id registered for enclave there.
+    # The IdP must allow the redirect URI <enclave>/ui/ and CORS on its token endpoint.
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    client_id: str | None = None
+    scope: str = "openid profile"
 
     @property
     def enabled(self) -> bool:
         return self.jwks_file is not None or self.jwks_url is not None
+
+    @property
+    def login_enabled(self) -> bool:
+        return self.enabled and bool(
+            self.authorization_endpoint and self.token_endpoint and self.client_id)
 
 
 class ServeSettings(BaseModel):

@@ -33,7 +33,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(audit.router)
     app.include_router(metrics.router)
-    web.install(app)
+    web.install(app, serve.oidc)
 
     app.add_middleware(BodyLimit, max_bytes=serve.max_body_kb * 1024,
                        exempt_prefix="/v1/admin/")

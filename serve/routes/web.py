@@ -8,12 +8,16 @@ inline code, no framing.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
+
+from core.settings import OidcSettings
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 
@@ -26,25 +30,53 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
+
+def security_headers(settings: OidcSettings) -> dict[str, str]:
+    """The headers, with the IdP's token endpoint allowed when the pages sign in through it."""
+    if not settings.login_enabled or settings.token_endpoint is None:
+        return SECURITY_HEADERS
+    parts = urlsplit(settings.token_endpoint)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return {**SECURITY_HEADERS,
+            "Content-Security-Policy": CSP.replace("connect-src 'self'", f"connect-src 'self' {origin}")}
+
 router = APIRouter(include_in_schema=False)
 
 
 class SecureStaticFiles(StaticFiles):
     """Static files with the security headers, and revalidated on each load."""
 
+    def __init__(self, *, headers: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.headers = headers
+
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
-        response.headers.update(SECURITY_HEADERS)
+        response.headers.update(self.headers)
         response.headers["Cache-Control"] = "no-cache"
         return response
 
 
 @router.get("/")
-def home() -> RedirectResponse:
-    return RedirectResponse("/ui/", status_code=307, headers=SECURITY_HEADERS)
+def home(request: Request) -> RedirectResponse:
+    return RedirectResponse("/ui/", status_code=307, headers=request.app.state.ui_headers)
 
 
-def install(app: FastAPI) -> None:
+@router.get("/ui/config.json")
+def config(request: Request) -> dict[str, Any]:
+    """How the pages may sign in (no secrets: a public client's id and the IdP's endpoints)."""
+    oidc: OidcSettings = request.app.state.container.settings.serve.oidc
+    login = None
+    if oidc.login_enabled:
+        login = {"authorization_endpoint": oidc.authorization_endpoint,
+                 "token_endpoint": oidc.token_endpoint, "client_id": oidc.client_id,
+                 "scope": oidc.scope}
+    return {"oidc": login}
+
+
+def install(app: FastAPI, oidc: OidcSettings) -> None:
     """Mount the pages at ``/ui`` and redirect ``/`` to them."""
+    app.state.ui_headers = security_headers(oidc)
     app.include_router(router)
-    app.mount("/ui", SecureStaticFiles(directory=WEB_DIR, html=True), name="ui")
+    static: ASGIApp = SecureStaticFiles(headers=app.state.ui_headers, directory=WEB_DIR, html=True)
+    app.mount("/ui", static, name="ui")

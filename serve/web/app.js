@@ -5,6 +5,7 @@ import { $, status } from "./dom.js";
 import { initChat, loadConversations, resetChat } from "./chat.js";
 import { initAudit, resetAudit, showAudit } from "./audit.js";
 import { hideAdmin, initAdmin, resetAdmin, showAdmin } from "./admin.js";
+import { finishLogin, loginConfig, startLogin } from "./oidc.js";
 
 const TABS = ["chat", "audit", "admin"];
 const NEEDS = { audit: "auditor", admin: "admin" };
@@ -100,7 +101,7 @@ function initTabs() {
   });
 }
 
-function init() {
+async function init() {
   initTabs();
   initChat(pageError);
   initAudit(pageError);
@@ -114,7 +115,21 @@ function init() {
     signedOut("");
     status("Signed out.");
   });
-  const key = getKey();
+  const config = await loginConfig();
+  if (config) {
+    $("oidc-signin").hidden = false;
+    $("oidc-button").addEventListener("click", () => {
+      startLogin(config).catch((error) => signedOut(`Sign-in failed: ${error.message}`));
+    });
+  }
+  let token = null;
+  try {
+    token = await finishLogin(config);
+  } catch (error) {
+    signedOut(`Sign-in failed: ${error.message}`);
+    return;
+  }
+  const key = token || getKey();
   if (key) signIn(key);
   else $("api-key").focus();
 }
