@@ -86,7 +86,12 @@ class EdgeStore:
                     raise StoreError("the embedded store is not open: call ensure_collection first")
                 self._create(self._dim)
             self._shard = self._load()
+            if not (self.path / _READY).exists():
+                self._finish_creation()
         except BaseException:
+            shard, self._shard = self._shard, None
+            if shard is not None:
+                shard.close()
             self._release_dir_lock()
             raise
 
@@ -110,13 +115,27 @@ class EdgeStore:
         )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            shard = qe.EdgeShard.create(str(self.path), config)
-            for field, kind in schema.INDEXED_FIELDS.items():
-                shard.update(qe.UpdateOperation.create_field_index(field, _schema_type(kind)))
-            shard.flush()
-            shard.close()
+            qe.EdgeShard.create(str(self.path), config).close()
         except Exception as exc:
             raise StoreError(f"cannot create the embedded Qdrant store at {self.path}: {exc}") from exc
+
+    def _finish_creation(self) -> None:
+        """The payload indexes, then the marker that says they are there.
+
+        Creation is two steps, and a process killed between them (a worker over its time
+        limit, say) left a store without its indexes, which faceting and filters need. So a
+        store without the marker gets them on its next open; creating an index that exists
+        is a no-op.
+        """
+        import qdrant_edge as qe
+
+        try:
+            for field, kind in schema.INDEXED_FIELDS.items():
+                self._shard.update(qe.UpdateOperation.create_field_index(field, _schema_type(kind)))
+            self._shard.flush()
+        except Exception as exc:
+            raise StoreError(f"cannot index the embedded Qdrant store at {self.path}: {exc}") from exc
+        (self.path / _READY).touch()
 
     def _exists(self) -> bool:
         return (self.path / "edge_config.json").exists() or _has_segments(self.path)
@@ -308,6 +327,10 @@ class EdgeStore:
                 return fn(self._shard)
             except Exception as exc:
                 raise StoreError(f"embedded Qdrant store: {exc}") from exc
+
+
+# Written once the store's payload indexes exist (see EdgeStore._finish_creation).
+_READY = "enclave-indexes-ready"
 
 
 def _has_segments(path: Path) -> bool:

@@ -116,3 +116,24 @@ def test_optimize_indexes_what_was_written_and_search_agrees(tmp_path: Path) -> 
         assert store.optimize() is False  # nothing left to do
     finally:
         store.close()
+
+
+def test_a_store_whose_creation_was_cut_short_gets_its_indexes_on_the_next_open(tmp_path: Path) -> None:
+    """A worker killed between creating the shard and indexing it (its time limit struck)
+    left a store that could not facet; the next open finishes the creation."""
+    import qdrant_edge as qe
+
+    from retrieval import schema
+
+    path = tmp_path / "cut-short"
+    path.mkdir()
+    config = qe.EdgeConfig(
+        vectors={schema.DENSE: qe.EdgeVectorParams(size=4, distance=qe.Distance.Cosine)},
+        sparse_vectors={schema.SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+    )
+    qe.EdgeShard.create(str(path), config).close()  # as the killed process left it: no indexes
+    store = EdgeStore(path, lock_wait_s=5, hold_open=False)
+    store.ensure_collection(4)
+    assert store.doc_counts() == {}  # faceting on doc_id needs its index
+    assert (path / "enclave-indexes-ready").exists()
+    store.close()
