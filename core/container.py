@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from core.audit import AuditLog
+from core.audit_checkpoints import open_sealing
 from core.conversations import ConversationBook
 from core.db import Database
 from core.errors import ConfigError
@@ -74,7 +75,12 @@ class Container:
 
     @cached_property
     def audit(self) -> AuditLog:
-        return AuditLog(self.database)
+        a = self.settings.audit
+        sealing = open_sealing(
+            self.settings.resolved_seal_key_file, a.seal_key_file is None,
+            a.seal_public_keys_file, self.settings.resolved_checkpoint_file,
+            a.checkpoint_every_records, a.checkpoint_every_s)
+        return AuditLog(self.database, sealing)
 
     @cached_property
     def users(self) -> UserBook:

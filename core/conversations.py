@@ -43,8 +43,11 @@ class TurnRow(Base):
 @dataclass(frozen=True, slots=True)
 class StoredTurn:
     question: str
-    answer: dict[str, Any]
+    answer: dict[str, Any]  # the reply as it was given (serve.schemas.ChatResponse)
     created_at: datetime
+
+    def cited_documents(self) -> set[str]:
+        return {str(c.get("doc_id")) for c in self.answer.get("citations", ())}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,28 @@ class ConversationBook:
             s.execute(update(ConversationRow)
                       .where(ConversationRow.conversation_id == conversation_id)
                       .values(updated_at=_now()))
+
+    def redact_citing(self, doc_id: str, note: str) -> int:
+        """Redact every stored answer that cites ``doc_id`` (a deletion for legal reasons):
+        its text becomes ``note`` and the quotes of that document go. Returns how many."""
+        redacted = 0
+        needle = f"%{doc_id}%"  # document ids are UUIDs: no LIKE wildcards inside
+        with self.db.session() as s:
+            rows = s.scalars(select(TurnRow).where(TurnRow.answer_json.like(needle))).all()
+            for row in rows:
+                answer = json.loads(row.answer_json)
+                citations = answer.get("citations", [])
+                if not any(c.get("doc_id") == doc_id for c in citations):
+                    continue
+                answer["answer"] = note
+                answer["redacted"] = True
+                for c in citations:
+                    if c.get("doc_id") == doc_id:
+                        c["quote"] = ""
+                        c["redacted"] = True
+                row.answer_json = json.dumps(answer)
+                redacted += 1
+        return redacted
 
     def _list(self, user_id: str, conversation_id: str | None, limit: int = 50,
               offset: int = 0) -> list[Conversation]:

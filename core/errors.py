@@ -4,6 +4,7 @@
 
     EnclaveError
     ├── ConfigError                 settings that cannot work together
+    ├── Abandoned                   the client went away before its answer was complete
     ├── InputError                  a request or argument that is wrong (HTTP 4xx, CLI exit 2)
     │   ├── NotFound                no such document, chunk or path
     │   ├── AccessDenied            the principal may not see or do this (HTTP 403)
@@ -40,6 +41,10 @@ class EnclaveError(Exception):
 
 class ConfigError(EnclaveError):
     pass
+
+
+class Abandoned(EnclaveError):
+    """Nothing more is sent: the answer's work stops at its next step and is recorded as such."""
 
 
 class InputError(EnclaveError):

@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import PurePath
 
 from sqlalchemy import (
     DateTime,
@@ -44,6 +45,8 @@ class DocumentRow(Base):
 
     doc_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     source: Mapped[str] = mapped_column(Text, unique=True)
+    # The path relative to the folder it was ingested from (migration 0007); None: older rows.
+    display_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     title: Mapped[str] = mapped_column(Text, default="")
     groups_json: Mapped[str] = mapped_column(Text, default="[]")
     active_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -85,6 +88,8 @@ class DocumentInfo:
     last_status: str
     last_error: str | None
     updated_at: datetime
+    # What employees are shown instead of ``source`` (the server's path).
+    display_name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,13 +181,15 @@ class Registry:
     # -- the version lifecycle ---------------------------------------------------------------
 
     def begin_version(
-        self, doc_id: str, source: str, version: str, title: str, page_count: int | None
+        self, doc_id: str, source: str, version: str, title: str, page_count: int | None,
+        *, display_name: str | None = None,
     ) -> None:
         """Record ``version`` as pending before any of its chunks reach the store."""
         with self._session() as s:
             doc = s.get(DocumentRow, doc_id)
             if doc is None:
-                s.add(DocumentRow(doc_id=doc_id, source=source, title=title))
+                s.add(DocumentRow(doc_id=doc_id, source=source, title=title,
+                                  display_name=display_name))
                 s.flush()
             row = s.scalar(
                 select(VersionRow).where(VersionRow.doc_id == doc_id, VersionRow.version == version)
@@ -194,9 +201,13 @@ class Registry:
                 row.status, row.error, row.page_count = PENDING, None, page_count
 
     def activate(
-        self, doc_id: str, version: str, chunk_count: int, groups: Sequence[str], title: str
+        self, doc_id: str, version: str, chunk_count: int, groups: Sequence[str], title: str,
+        *, display_name: str | None = None,
     ) -> str | None:
-        """Make ``version`` the one readers see; returns the version it replaced."""
+        """Make ``version`` the one readers see; returns the version it replaced.
+
+        ``display_name`` goes with the version: its chunks carry the same one.
+        """
         with self._session() as s:
             doc = s.get(DocumentRow, doc_id)
             if doc is None:
@@ -216,6 +227,8 @@ class Registry:
             doc.active_version = version
             doc.groups_json = json.dumps(sorted(set(groups)))
             doc.title = title
+            if display_name is not None:
+                doc.display_name = display_name
             doc.last_status, doc.last_error, doc.updated_at = "ok", None, _now()
             return previous
 
@@ -296,5 +309,7 @@ class Registry:
             last_status=row.last_status,
             last_error=row.last_error,
             updated_at=row.updated_at,
+            # Rows from before migration 0007 have none: the file name hides the path too.
+            display_name=row.display_name or PurePath(row.source).name,
         )
 

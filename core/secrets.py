@@ -40,6 +40,10 @@ def placeholders(settings: Settings) -> list[str]:
         found.append("ENCLAVE_JOBS__BROKER_URL (password)")
     if settings.serve.metrics_token is not None and is_placeholder(settings.serve.metrics_token):
         found.append("ENCLAVE_SERVE__METRICS_TOKEN")
+    if settings.audit.seal_key_file is None:
+        # Made on first use in development; in production, a key in the data directory
+        # would sit beside what it guards (see docs/deploy.md).
+        found.append("ENCLAVE_AUDIT__SEAL_KEY_FILE")
     return found
 
 

@@ -231,9 +231,21 @@ class ServeSettings(BaseModel):
     max_concurrent_answers: int = Field(default=2, ge=1)
     # Requests per minute per API key (a token bucket); beyond: 429 with Retry-After.
     rate_per_minute: int = Field(default=60, ge=1)
-    # When set, GET /metrics needs 'Authorization: Bearer <token>' (Prometheus'
-    # bearer_token); otherwise it is open, for a scraper on the internal network.
+    # The longest one answer may hold its slot (retrieval, generation, verification and
+    # the record). A slot held longer is reclaimed and logged; /readyz reports a server
+    # whose slots have all been busy for longer than this.
+    answer_timeout_s: float = Field(default=150.0, gt=0)
+    # A client must send its request headers within header_timeout_s of connecting (or of
+    # its previous request), and each part of a body within body_timeout_s; a stalled
+    # client is answered 408 and its connection closed.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    # GET /metrics needs 'Authorization: Bearer <token>' (Prometheus' bearer_token) or an
+    # admin's API key.
     metrics_token: str | None = None
+    # /docs (Swagger UI, served from a local package) and an unauthenticated /openapi.json.
+    # Off: /docs does not exist and /openapi.json needs an API key.
+    api_docs: bool = False
     oidc: OidcSettings = OidcSettings()
 
 
@@ -241,6 +253,21 @@ class AuditSettings(BaseModel):
     # How long the texts of retrieved and cited passages are kept after the last record
     # that refers to them (7 years by default). Records themselves are never deleted.
     text_retention_days: int = Field(default=2557, ge=1)
+    # The seal: an Ed25519 key, kept in a secret file the database never holds, signs every
+    # record and every checkpoint (`enclave audit keygen` makes one). None: <data
+    # dir>/secrets/audit-seal.key, made on first use; production refuses to start without.
+    seal_key_file: Path | None = None
+    # Public keys of earlier (rotated) seal keys, to verify what they signed; JSON lines of
+    # {"key_id", "public_key"} as keygen prints them. None: only the current key's.
+    seal_public_keys_file: Path | None = None
+    # Checkpoints, signed, appended by themselves to a file outside the database; every
+    # process that appends records (serve, workers, CLI) must see the same file.
+    # None: <data dir>/audit/checkpoints.jsonl.
+    checkpoint_file: Path | None = None
+    # A checkpoint is written after the append that makes either of these true since the
+    # file's last line: the records appended after it can go unnoticed if cut off.
+    checkpoint_every_records: int = Field(default=100, ge=1)
+    checkpoint_every_s: float = Field(default=300.0, gt=0)
 
 
 class LogSettings(BaseModel):
@@ -301,6 +328,16 @@ class Settings(BaseSettings):
     @property
     def resolved_upload_dir(self) -> Path:
         return (self.jobs.upload_dir or self.resolved_data_dir / "uploads").expanduser().resolve()
+
+    @property
+    def resolved_seal_key_file(self) -> Path:
+        default = self.resolved_data_dir / "secrets" / "audit-seal.key"
+        return (self.audit.seal_key_file or default).expanduser().resolve()
+
+    @property
+    def resolved_checkpoint_file(self) -> Path:
+        default = self.resolved_data_dir / "audit" / "checkpoints.jsonl"
+        return (self.audit.checkpoint_file or default).expanduser().resolve()
 
     @property
     def resolved_database_url(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 # Stable namespace so ids survive restarts, machines and re-ingestion.
@@ -88,6 +89,12 @@ class Chunk:
         """The file the chunk came from, as stored; its document id if none was stored."""
         return str(self.meta.get("source", self.doc_id))
 
+    @property
+    def display(self) -> str:
+        """What an employee is shown: the path relative to the folder it was ingested
+        from; for chunks stored before display names, the file name of ``source``."""
+        return str(self.meta.get("display") or PurePath(self.source).name)
+
     def embedding_text(self) -> str:
         """What the embedder reads: the section title as context, then the passage."""
         section = self.section
@@ -114,6 +121,12 @@ class Principal:
         """A document with no groups is public; otherwise one shared group is needed."""
         return not acl or bool(set(acl) & set(self.groups))
 
+    @property
+    def sees_paths(self) -> bool:
+        """Admins and auditors see where a document lies on the server; employees see its
+        display name (the server's folders are none of their business, and can leak)."""
+        return bool({"admin", "auditor"} & set(self.roles))
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
@@ -133,6 +146,9 @@ class Citation:
     start: int
     end: int
     supported: bool
+    # What an employee is shown for the source: its path relative to the folder it was
+    # ingested from, never the server's absolute path (auditors and admins see ``source``).
+    display: str = ""
 
 
 @dataclass(frozen=True, slots=True)

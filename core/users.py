@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, Database
 from core.errors import InputError, NotFound
+from core.names import clean_user_id, validate_groups
 from core.types import Principal
 
 ROLES = ("employee", "auditor", "admin")
@@ -81,22 +82,28 @@ class UserBook:
         self.db = db
 
     def add(self, user_id: str, groups: Sequence[str], roles: Sequence[str]) -> str:
-        """Create the user, or update their groups and roles; returns a new API key."""
-        user_id = user_id.strip()
-        if not user_id or len(user_id) > 200 or any(c.isspace() for c in user_id):
-            raise InputError(f"invalid user id {user_id!r}: no spaces, at most 200 characters")
+        """Create the user, or update their groups and roles; returns a new API key.
+
+        The id and groups are stored as core/names.py normalises them (:meth:`clean`)."""
+        user_id = clean_user_id(user_id)
+        groups = validate_groups(groups)
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         with self.db.session() as s:
             row = s.get(UserRow, user_id)
             if row is None:
                 row = UserRow(user_id=user_id)
                 s.add(row)
-            row.groups_json = json.dumps(sorted(set(groups)))
+            row.groups_json = json.dumps(list(groups))
             row.roles_json = json.dumps(list(validate_roles(roles)))
             row.revoked_at = None
             s.flush()
             s.add(ApiKeyRow(user_id=user_id, key_sha256=digest(key), shown=key[:10]))
         return key
+
+    @staticmethod
+    def clean(user_id: str, groups: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+        """The user id and groups as :meth:`add` stores them: what a caller should print."""
+        return clean_user_id(user_id), validate_groups(groups)
 
     def revoke(self, user_id: str) -> int:
         """Revoke the user and every key of theirs; returns how many keys were active."""

@@ -4,14 +4,22 @@ Folders are walked without following symlinked folders into loops; a symlink loo
 dangling link or an unreadable folder becomes a failed entry with its reason, never an
 exception that stops the run. Paths are yielded one at a time, so a share of 100k files
 is never held in memory.
+
+Jobs confined to allowed folders pass ``allowed``: an entry that resolves outside them (a
+link to /etc planted in a share) becomes one skipped entry, is never walked, and its
+target is never named, since naming it would tell an admin what lies outside.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+OUTSIDE = "skipped: a link that leads outside the allowed folders"
+
+Allowed = Callable[[Path], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,17 +27,32 @@ class Found:
     path: Path  # as named or walked, for messages
     resolved: Path | None  # the real file, or None when it cannot be reached
     problem: str | None = None
+    # The path relative to the folder it was found in (a file named directly: its name);
+    # what employees see instead of the server's path. None: the file name.
+    display: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why it cannot be ingested, as one line (only when ``resolved`` is None)."""
+        return OUTSIDE if self.problem == OUTSIDE else f"unreadable: {self.problem}"
+
+    @property
+    def display_name(self) -> str:
+        return self.display or (self.resolved or self.path).name
 
 
-def discover(paths: Iterable[Path]) -> Iterator[Found]:
+def discover(paths: Iterable[Path], allowed: Allowed | None = None) -> Iterator[Found]:
+    """``allowed``: whether a real path may be read; entries it refuses are not walked."""
     seen_files: set[tuple[int, int]] = set()
     seen_dirs: set[tuple[int, int]] = set()
     for path in paths:
-        yield from _walk(Path(path), seen_files, seen_dirs)
+        top = Path(path)
+        yield from _walk(top, top, allowed, seen_files, seen_dirs)
 
 
 def _walk(
-    path: Path, seen_files: set[tuple[int, int]], seen_dirs: set[tuple[int, int]]
+    path: Path, top: Path, allowed: Allowed | None,
+    seen_files: set[tuple[int, int]], seen_dirs: set[tuple[int, int]],
 ) -> Iterator[Found]:
     try:
         resolved = path.resolve(strict=True)
@@ -39,6 +62,10 @@ def _walk(
         return
     except FileNotFoundError:
         problem = "dangling symlink" if path.is_symlink() else "no such file or folder"
+        if allowed is not None and path.is_symlink() and not allowed(path.resolve()):
+            # A link out of the roots is skipped alike whether its target exists or not:
+            # "dangling" would tell what does not exist outside.
+            problem = OUTSIDE
         yield Found(path, None, problem)
         return
     except OSError as exc:
@@ -46,6 +73,9 @@ def _walk(
             yield Found(path, None, "symlink loop")
         else:
             yield Found(path, None, exc.strerror or str(exc))
+        return
+    if allowed is not None and not allowed(resolved):
+        yield Found(path, None, OUTSIDE)
         return
 
     key = (stat.st_dev, stat.st_ino)
@@ -61,7 +91,7 @@ def _walk(
         for entry in entries:
             if entry.name.startswith("."):
                 continue  # .git, .DS_Store and editor droppings are not documents
-            yield from _walk(path / entry.name, seen_files, seen_dirs)
+            yield from _walk(path / entry.name, top, allowed, seen_files, seen_dirs)
         return
     if not resolved.is_file():
         yield Found(path, None, "not a regular file")
@@ -69,4 +99,5 @@ def _walk(
     if key in seen_files:
         return  # the same file named twice, or linked from two places
     seen_files.add(key)
-    yield Found(path, resolved)
+    display = path.name if path == top else path.relative_to(top).as_posix()
+    yield Found(path, resolved, display=display)

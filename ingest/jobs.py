@@ -15,7 +15,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from dataclasses import replace
+from pathlib import Path, PurePath
 
 from core.errors import AccessDenied, BackendError, InputError, NotFound, one_line
 from core.jobs import (
@@ -30,11 +31,13 @@ from core.jobs import (
     Job,
     JobBook,
 )
+from core.names import validate_groups
 from core.ports import JobQueue
 from core.settings import JobsSettings
 from core.types import make_doc_id
-from ingest.discover import Found, discover
-from ingest.pipeline import Ingestor, StageTimes, validate_groups
+from ingest.discover import OUTSIDE, Found, discover
+from ingest.pipeline import Ingestor, StageTimes
+from ingest.roots import AllowedRoots, checked
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +65,8 @@ class JobRunner:
         self.worker = worker or f"{os.uname().nodename}:{os.getpid()}"
         # Exceptions that mean "this document took too long" (Celery's soft time limit).
         self.timeouts = timeouts
-        self.roots = [r.expanduser().resolve() for r in settings.allowed_roots]
-        # Uploads to the admin API land here; always readable by the jobs made for them.
-        self.upload_root = upload_dir.resolve() if upload_dir is not None else None
+        # Uploads to the admin API land in upload_dir; always readable by their jobs.
+        self.roots = AllowedRoots(settings.allowed_roots, upload_dir)
 
     # -- admin actions -------------------------------------------------------------------------
 
@@ -77,12 +79,12 @@ class JobRunner:
         acl = validate_groups(groups)
         if not paths:
             raise InputError("name at least one file or folder")
-        if require_roots and not self.roots and not all(
-                Path(p).is_absolute() and self._uploaded(Path(p).resolve()) for p in paths):
+        named = [checked(Path(p)) for p in paths]
+        if require_roots and not self.roots.configured and not self.roots.uploads_only(named):
             raise AccessDenied(
                 "this server reads no folders: set ENCLAVE_JOBS__ALLOWED_ROOTS, or upload the files"
             )
-        sources = [str(self.confine(Path(p))) for p in paths]
+        sources = [str(self.confine(p)) for p in named]
         if sync and not all(Path(s).is_dir() for s in sources):
             raise InputError("--sync works on folders: it removes documents whose files are gone")
         job_id = self.book.create(owner, sources, acl, sync)
@@ -96,27 +98,11 @@ class JobRunner:
 
     def confine(self, path: Path) -> Path:
         """The real path, if it lies inside an allowed root (any, when none are configured)."""
-        if not path.is_absolute():
-            raise InputError(f"{path}: give an absolute path")
-        try:
-            resolved = path.resolve(strict=True)
-        except (FileNotFoundError, RuntimeError, OSError) as exc:
-            raise NotFound(f"{path}: no such file or folder") from exc
-        if not self.allowed(resolved):
-            raise AccessDenied(
-                f"{path}: outside the folders jobs may read (ENCLAVE_JOBS__ALLOWED_ROOTS)"
-            )
-        return resolved
+        return self.roots.confine(path)
 
     def allowed(self, resolved: Path) -> bool:
         """Whether a real (symlink-resolved) path may be read: inside a root, or no roots set."""
-        if self._uploaded(resolved):
-            return True
-        return not self.roots or any(resolved.is_relative_to(root) for root in self.roots)
-
-    def _uploaded(self, resolved: Path) -> bool:
-        # Called for every file a job walks: the path is resolved already, no more syscalls.
-        return self.upload_root is not None and resolved.is_relative_to(self.upload_root)
+        return self.roots.allowed(resolved)
 
     def cancel(self, job_id: str) -> Job:
         cancelled = self.book.cancel(job_id)
@@ -146,7 +132,8 @@ class JobRunner:
         job = self.book.get(job_id)
         unlisted: list[str] = []
         batch: list[tuple[str, str | None, str, str | None]] = []
-        for found in discover(Path(s) for s in job.sources):
+        # Links that lead out of the roots are not walked: one item each, target unnamed.
+        for found in discover((Path(s) for s in job.sources), self.allowed):
             batch.append(self._item_row(found, unlisted))
             if len(batch) >= self.settings.plan_batch:
                 self._add(job_id, batch)
@@ -164,13 +151,12 @@ class JobRunner:
     def _item_row(self, found: Found, unlisted: list[str]) -> tuple[str, str | None, str, str | None]:
         if found.resolved is None:
             source = str(found.path.absolute())
+            if found.problem == OUTSIDE:
+                return source, None, FAILED, OUTSIDE
             if found.problem and found.problem.startswith("cannot list folder"):
                 unlisted.append(source)
-            return source, make_doc_id(source), FAILED, f"unreadable: {found.problem}"
+            return source, make_doc_id(source), FAILED, found.reason
         source = str(found.resolved)
-        if not self.allowed(found.resolved):
-            return (str(found.path), None, FAILED,
-                    f"refused: links outside the allowed folders (to {found.resolved})")
         return source, make_doc_id(source), PENDING, None
 
     def _add(self, job_id: str, batch: list[tuple[str, str | None, str, str | None]]) -> None:
@@ -236,14 +222,14 @@ class JobRunner:
             raise DocumentBusy(f"{item.source} is being ingested by another job")
         try:
             with self._heartbeat(item.item_id):
-                found = next(iter(discover([Path(item.source)])), None)
+                found = next(iter(discover([Path(item.source)], self.allowed)), None)
                 if found is None or (found.resolved and found.resolved.is_dir()):
                     self.book.finish(item.item_id, FAILED, "unreadable: no longer a file")
                     return
-                if found.resolved is not None and not self.allowed(found.resolved):
-                    self.book.finish(item.item_id, FAILED,
-                                     f"refused: links outside the allowed folders (to {found.resolved})")
+                if found.problem == OUTSIDE:  # it became such a link since it was planned
+                    self.book.finish(item.item_id, FAILED, OUTSIDE)
                     return
+                found = replace(found, display=_display(item.source, job.sources))
                 ingestor = self._ingestor()
                 ingestor.repair(item.doc_id or make_doc_id(str(found.resolved or found.path)))
                 result = ingestor.ingest_one(found, tuple(job.groups), StageTimes())
@@ -353,6 +339,15 @@ class InlineQueue:
                     self.runner.book.finish(int(ref), FAILED, f"unavailable: {one_line(exc)}")
         finally:
             self._draining = False
+
+
+def _display(source: str, job_sources: Sequence[str]) -> str | None:
+    """The item's path relative to the job source it was found in (None: its file name)."""
+    path = PurePath(source)
+    for folder in job_sources:
+        if path != PurePath(folder) and path.is_relative_to(folder):
+            return path.relative_to(folder).as_posix()
+    return None
 
 
 def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:

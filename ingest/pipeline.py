@@ -4,12 +4,13 @@ A file's outcome is ``ingested`` (new or changed), ``unchanged`` (same bytes, sa
 groups: nothing written), ``updated`` (same bytes, new groups) or ``failed`` with a
 one-line reason. See :mod:`core.registry` for why the registry and the store agree
 even when a run is killed midway, and :meth:`Ingestor.repair` for how the next run
-puts things right.
+puts things right. A file that must be parsed is parsed from a private copy whose hash
+is its version (:mod:`ingest.snapshot`), so a file rewritten mid-run cannot pair one
+content's hash with another's text.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import Literal
 
 from core import metrics
-from core.errors import DocumentError, InputError, NotFound, StoreError, UnreadableFile
+from core.errors import DocumentError, StoreError, UnreadableFile
+from core.names import validate_groups
 from core.ports import Embedder, SparseEncoder, StoredChunk, VectorStore
 from core.registry import DocumentInfo, Registry
 from core.settings import Settings
@@ -27,6 +29,8 @@ from core.types import Chunk, Document, ParsedDocument, make_doc_id
 from ingest.chunk import SectionChunker
 from ingest.discover import Found, discover
 from ingest.parse import parse_file
+from ingest.snapshot import Snapshot, clean_stale, sha256_of, snapshot
+from ingest.upkeep import Upkeep
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +74,7 @@ class IngestReport:
         return [f for f in self.files if f.status == "failed"]
 
 
-def validate_groups(groups: Sequence[str]) -> tuple[str, ...]:
-    cleaned = []
-    for group in groups:
-        name = group.strip()
-        if not name or name == "*" or any(c.isspace() for c in name):
-            raise InputError(f"invalid group name {group!r}: no blanks, no spaces, not '*'")
-        cleaned.append(name)
-    return tuple(sorted(set(cleaned)))
-
-
-class Ingestor:
+class Ingestor(Upkeep):
     def __init__(
         self,
         settings: Settings,
@@ -101,6 +95,8 @@ class Ingestor:
             title_max_tokens=settings.chunking.title_max_tokens,
         )
         self.store.ensure_collection(embedder.dim)
+        self.scratch = settings.resolved_data_dir / "scratch"
+        clean_stale(self.scratch)
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -150,31 +146,58 @@ class Ingestor:
     def _ingest_one(self, found: Found, acl: tuple[str, ...], times: StageTimes) -> FileResult:
         if found.resolved is None:
             source = str(found.path.absolute())
-            reason = f"unreadable: {found.problem}"
+            reason = found.reason
             self.registry.record_failure(make_doc_id(source), source, None, reason)
             return FileResult(source, "failed", reason=reason)
         source = str(found.resolved)
         doc_id = make_doc_id(source)
         try:
-            version = _sha256(found.resolved)
+            # Hashing alone is cheap: most files of a re-run are unchanged and never copied.
+            version = sha256_of(found.resolved)
         except UnreadableFile as exc:
             self.registry.record_failure(doc_id, source, None, str(exc))
             return FileResult(source, "failed", doc_id, reason=str(exc))
-
         known = self.registry.get(doc_id)
-        if known is not None and known.active_version == version:
-            if tuple(known.groups) == acl:
-                return FileResult(source, "unchanged", doc_id, known.chunk_count, known.page_count)
-            self.store.set_access(doc_id, acl)
-            self.registry.set_groups(doc_id, acl)
-            return FileResult(source, "updated", doc_id, known.chunk_count, known.page_count)
-
-        document = Document(doc_id, source, version, acl, {"filename": found.resolved.name})
+        if (same := self._if_same(known, version, acl, source)) is not None:
+            return same
+        max_bytes = int(self.settings.ingest.max_file_mb * 1024 * 1024)
         try:
-            parsed, chunks = self._prepare(found.resolved, document, times)
-        except DocumentError as exc:
+            with snapshot(found.resolved, self.scratch, max_bytes) as copy:
+                # Changed back since it was hashed? Then the copy is what is active already.
+                if (same := self._if_same(known, copy.sha256, acl, source)) is not None:
+                    return same
+                return self._ingest_copy(found, copy, acl, times)
+        except DocumentError as exc:  # the copy failed: too large, vanished, unreadable
             self.registry.record_failure(doc_id, source, version, str(exc))
             return FileResult(source, "failed", doc_id, reason=str(exc))
+
+    def _if_same(
+        self, known: DocumentInfo | None, version: str, acl: tuple[str, ...], source: str
+    ) -> FileResult | None:
+        """The outcome when ``version`` is the active one already (None: it is not)."""
+        if known is None or known.active_version != version:
+            return None
+        if tuple(known.groups) == acl:
+            return FileResult(source, "unchanged", known.doc_id, known.chunk_count,
+                              known.page_count)
+        self.store.set_access(known.doc_id, acl)
+        self.registry.set_groups(known.doc_id, acl)
+        return FileResult(source, "updated", known.doc_id, known.chunk_count, known.page_count)
+
+    def _ingest_copy(
+        self, found: Found, copy: Snapshot, acl: tuple[str, ...], times: StageTimes
+    ) -> FileResult:
+        source = str(found.resolved)
+        doc_id = make_doc_id(source)
+        meta = {"filename": copy.path.name, "display": found.display_name}
+        document = Document(doc_id, source, copy.sha256, acl, meta)
+        try:
+            parsed, chunks = self._prepare(copy.path, document, times)
+        except DocumentError as exc:
+            # A parser's message may name the file it read: the copy, which no one knows.
+            reason = str(exc).replace(str(copy.path), source)
+            self.registry.record_failure(doc_id, source, copy.sha256, reason)
+            return FileResult(source, "failed", doc_id, reason=reason)
         self._store(document, parsed, chunks, times)
         times.files += 1
         times.pages += parsed.page_count or 0
@@ -216,7 +239,9 @@ class Ingestor:
                 for c, d, s in zip(part, dense, sparse, strict=True)
             )
         started = time.perf_counter()
-        self.registry.begin_version(doc_id, document.source, version, parsed.title, parsed.page_count)
+        display = str(document.meta.get("display") or "") or None
+        self.registry.begin_version(doc_id, document.source, version, parsed.title,
+                                    parsed.page_count, display_name=display)
         with self.store.session():
             try:
                 for i in range(0, len(points), batch):
@@ -227,7 +252,7 @@ class Ingestor:
                         f"wrote {len(chunks)} chunks of {document.source} but found {stored}"
                     )
                 previous = self.registry.activate(
-                    doc_id, version, len(chunks), document.acl, parsed.title
+                    doc_id, version, len(chunks), document.acl, parsed.title, display_name=display
                 )
                 if previous:
                     self.store.delete(doc_id, previous)
@@ -241,76 +266,6 @@ class Ingestor:
                     log.exception("cleanup of %s failed; the next run repairs it", document.source)
                 raise
         times.store += time.perf_counter() - started
-
-    # -- keeping the registry and the store in agreement -------------------------------------
-
-    def repair(self, doc_id: str | None = None) -> int:
-        """Remove what an interrupted run left behind; returns how many versions it cleaned.
-
-        ``doc_id``: only that document's leftovers. A worker repairs just the document it
-        is about to ingest, never another worker's write in progress.
-        """
-        stale = self.registry.stale_versions(doc_id)
-        if stale:
-            with self.store.session():
-                for item in stale:
-                    self.store.delete(item.doc_id, item.version)
-                    self.registry.mark_purged(item.doc_id, item.version)
-            log.warning("repaired %d versions left by an interrupted run", len(stale))
-        return len(stale)
-
-    def check(self) -> list[str]:
-        """Compare the registry with the store; returns the disagreements found (empty: none)."""
-        expected = self.registry.active_chunk_counts()
-        actual = self.store.doc_counts()
-        problems = []
-        for doc_id in sorted(set(expected) | set(actual)):
-            want, have = expected.get(doc_id, 0), actual.get(doc_id, 0)
-            if want != have:
-                problems.append(f"{doc_id}: registry says {want} chunks, store holds {have}")
-        return problems
-
-    def delete(self, ref: str) -> DocumentInfo:
-        """Remove a document everywhere, by doc_id or by source path."""
-        info = self.find(ref)
-        if info is None:
-            raise NotFound(f"no document {ref!r}")
-        return self._delete(info)
-
-    def find(self, ref: str) -> DocumentInfo | None:
-        """A document by doc_id or by source path."""
-        # The file may be gone already: resolve the path as named, without requiring it.
-        return (
-            self.registry.get(ref)
-            or self.registry.find_by_source(ref)
-            or self.registry.find_by_source(str(Path(ref).resolve()))
-        )
-
-    def delete_id(self, doc_id: str) -> DocumentInfo:
-        """Remove a document everywhere, by doc_id only (what the admin API accepts)."""
-        info = self.registry.get(doc_id)
-        if info is None:
-            raise NotFound(f"no document {doc_id!r}")
-        return self._delete(info)
-
-    def _delete(self, info: DocumentInfo) -> DocumentInfo:
-        self.registry.deactivate(info.doc_id)
-        self.store.delete(info.doc_id)
-        self.registry.remove(info.doc_id)
-        return info
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except FileNotFoundError as exc:
-        raise UnreadableFile("the file vanished during the run") from exc
-    except OSError as exc:
-        raise UnreadableFile(exc.strerror or str(exc)) from exc
-    return digest.hexdigest()
 
 
 def _count(result: FileResult, before: StageTimes, after: StageTimes) -> None:

@@ -8,6 +8,7 @@ filters use them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import PurePath
 from typing import Any
 
 from core.ports import StoredChunk
@@ -38,6 +39,8 @@ def payload_of(point: StoredChunk) -> dict[str, Any]:
         "doc_id": chunk.doc_id,
         "version": chunk.version,
         "source": doc.source,
+        # Employees see this, never ``source``: the server's absolute path.
+        "display": str(doc.meta.get("display") or PurePath(doc.source).name),
         "title": point.title,
         "section": chunk.section,
         "ordinal": int(chunk.meta.get("ordinal", 0)),
@@ -56,8 +59,8 @@ def payload_of(point: StoredChunk) -> dict[str, Any]:
 def chunk_of(point_id: str, payload: Mapping[str, Any]) -> Chunk:
     meta = {
         key: payload.get(key)
-        for key in ("source", "title", "section", "ordinal", "categories", "groups", "public",
-                    "ingested_at")
+        for key in ("source", "display", "title", "section", "ordinal", "categories", "groups",
+                    "public", "ingested_at")
     }
     return Chunk(
         chunk_id=str(point_id),

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from core import metrics
 from core.errors import InputError
 from core.logs import content
+from core.names import clean_text
 from core.ports import Generator, Message
 from core.settings import AnswerSettings, LlmSettings
 from core.types import Answer, Chunk, Citation, Hit, Principal, SentenceCheck
@@ -39,6 +40,17 @@ EXTRACTIVE_MODEL = "extractive"
 _MIN_ANSWER_WORDS = 5
 # Tokens kept free for the chat template's own wrapping of the messages.
 _TEMPLATE_TOKENS = 64
+
+
+def check_question(question: str, limit: int) -> str:
+    """The question, stripped; InputError when it is empty, too long, or not text."""
+    question = question.strip() if isinstance(question, str) else ""
+    if not question:
+        raise InputError("the question is empty")
+    clean_text(question, "the question")
+    if len(question) > limit:
+        raise InputError(f"the question is {len(question)} characters long; the limit is {limit}")
+    return question
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +175,7 @@ class Answerer:
     # -- steps ---------------------------------------------------------------------------
 
     def _check(self, question: str) -> str:
-        question = question.strip() if isinstance(question, str) else ""
-        if not question:
-            raise InputError("the question is empty")
-        limit = self.settings.max_question_chars
-        if len(question) > limit:
-            raise InputError(f"the question is {len(question)} characters long; the limit is {limit}")
-        return question
+        return check_question(question, self.settings.max_question_chars)
 
     def _standalone(self, question: str, history: Sequence[Turn]) -> str:
         if not history:
@@ -217,12 +223,18 @@ class Answerer:
     ) -> list[str]:
         pieces: list[str] = []
         generator = self._generator()
+        stream = generator.stream(messages, max_tokens or self.llm.max_tokens)
         try:
-            for piece in generator.stream(messages, max_tokens or self.llm.max_tokens):
+            for piece in stream:
                 pieces.append(piece)
                 if on_token is not None:
                     on_token(piece)
         finally:
+            # A stop midway (the reader went away) must end the generation now: a suspended
+            # llama.cpp stream holds the model's lock until it is closed.
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
             # Both servers stream about one token per piece.
             metrics.LLM_TOKENS.labels("completion").inc(len(pieces))
             metrics.LLM_TOKENS.labels("prompt").inc(
@@ -381,7 +393,7 @@ class Answerer:
                 citation = _citation(len(closest) + 1, hit.chunk, match, False)
                 closest.append(citation)
                 page = f", page {citation.page}" if citation.page else ""
-                lines.append(f'[{citation.n}] {citation.source}{page}: "{_short(citation.quote)}"')
+                lines.append(f'[{citation.n}] {citation.display}{page}: "{_short(citation.quote)}"')
         checks = tuple(
             SentenceCheck(
                 s.text, (), s.supported, round(s.match.score, 4) if s.match else 0.0, s.attributed, False
@@ -412,6 +424,7 @@ def _citation(n: int, chunk: Chunk, match: Match, supported: bool) -> Citation:
         doc_id=chunk.doc_id,
         version=chunk.version,
         source=chunk.source,
+        display=chunk.display,
         page=chunk.page_start,
         quote=quote,
         # Offsets into the document's extracted text, where the chunk starts at char_start.

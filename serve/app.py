@@ -2,29 +2,34 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from core.container import Container
 from serve import http_errors
 from serve.body_limit import BodyLimit
-from serve.health import readiness
+from serve.body_timeout import BodyTimeout
+from serve.deps import clean_params
+from serve.health import answer_slots, readiness
 from serve.limits import AnswerGate, RateLimiter
 from serve.observe import Observe
 from serve.oidc import OidcVerifier
-from serve.routes import admin, audit, chat, metrics, openai_compat, web
+from serve.routes import admin, api_docs, audit, chat, metrics, openai_compat, web
 
 
 def create_app(container: Container) -> FastAPI:
     app = FastAPI(
+        dependencies=[Depends(clean_params)],
         title="enclave",
         summary="Private retrieval-augmented answers over your own documents.",
         version="0.1.0",
+        # Ours instead (serve/routes/api_docs.py): FastAPI's pages load from a public CDN.
+        docs_url=None, redoc_url=None, openapi_url=None,
     )
     app.state.container = container
     serve = container.settings.serve
     app.state.rate = RateLimiter(serve.rate_per_minute)
-    app.state.gate = AnswerGate(serve.max_concurrent_answers)
+    app.state.gate = AnswerGate(serve.max_concurrent_answers, serve.answer_timeout_s)
     app.state.oidc = OidcVerifier(serve.oidc) if serve.oidc.enabled else None
     app.state.backlog = metrics.backlog_registry(container)
     http_errors.install(app)
@@ -34,9 +39,12 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(metrics.router)
     web.install(app, serve.oidc)
+    api_docs.install(app, serve.api_docs)
 
     app.add_middleware(BodyLimit, max_bytes=serve.max_body_kb * 1024,
                        exempt_prefix="/v1/admin/")
+    # Outside the body limit, which reads bodies itself; uploads are under it too.
+    app.add_middleware(BodyTimeout, timeout_s=serve.body_timeout_s)
     # Added last, so outermost: a refusal by the body limit has a request id and is timed.
     app.add_middleware(Observe)
 
@@ -47,8 +55,10 @@ def create_app(container: Container) -> FastAPI:
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> JSONResponse:
-        """Store, database, model and broker reachable (no authentication): 200 or 503."""
+        """Store, database, model and broker reachable, answer slots not stuck (no
+        authentication): 200 or 503."""
         checks = readiness(container)
+        checks["answers"] = answer_slots(app.state.gate)
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
                             status_code=200 if ready else 503)

@@ -6,7 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.audit import AuditLog, Problem, Record, StoredText, Verification, record_hash
+from core.audit import AuditLog, Record, StoredText, record_hash
+from core.audit_seal import KeyRing
+from core.audit_verify import Problem, Verification
 
 
 class AuditSummary(BaseModel):
@@ -49,15 +51,22 @@ class PassageText(BaseModel):
     text: str | None  # null once purged; then purged_at and purge_reason say why
     purged_at: str | None
     purge_reason: str | None
+    # The kept text still hashes to text_sha256; false: it was altered since (the text shown
+    # is not what was retrieved); null: purged, or not kept.
+    intact: bool | None
 
 
 class RecordCheck(BaseModel):
     content_intact: bool  # the record's content still matches its hash
     linked: bool | None  # its previous-hash matches the record before it (null: that one is gone)
+    # Its seal (a signature of its seq and hash) holds; null: not sealed, or no keys to check.
+    sealed: bool | None
+    texts_intact: bool  # no passage's kept text was altered or is missing (purged ones are fine)
 
 
 class AuditDetail(AuditSummary):
     prev_hash: str
+    seal: str | None
     body: dict[str, Any]
     check: RecordCheck
     passages: list[PassageText]
@@ -67,11 +76,12 @@ class AuditDetail(AuditSummary):
         """A record with its own check and the kept texts of the passages it retrieved."""
         found = book.get(record_id)
         keys = [(p["chunk_id"], p["text_sha256"]) for p in found.body.get("retrieved", ())]
-        return cls.build(found, book.previous_hash(found.seq), book.texts(keys))
+        return cls.build(found, book.previous_hash(found.seq), book.texts(keys),
+                         book.sealing.keys if book.sealing else None)
 
     @classmethod
-    def build(cls, r: Record, previous: str | None,
-              texts: dict[tuple[str, str], StoredText]) -> AuditDetail:
+    def build(cls, r: Record, previous: str | None, texts: dict[tuple[str, str], StoredText],
+              keys: KeyRing | None = None) -> AuditDetail:
         cited: dict[str, list[int]] = {}
         for c in r.body.get("citations", ()):
             cited.setdefault(c["chunk_id"], []).append(c["n"])
@@ -84,11 +94,18 @@ class AuditDetail(AuditSummary):
                 cited_as=cited.get(p["chunk_id"], []), text=kept.text if kept else None,
                 purged_at=kept.purged_at if kept else None,
                 purge_reason=(kept.purge_reason if kept else "not kept"),
+                intact=kept.intact if kept else None,
             ))
-        check = RecordCheck(content_intact=record_hash(r.fields()) == r.hash,
-                            linked=None if previous is None else previous == r.prev_hash)
-        return cls(**AuditSummary.of(r).model_dump(), prev_hash=r.prev_hash, body=r.body,
-                   check=check, passages=passages)
+        sealed = None
+        if r.seal is not None and keys is not None:
+            sealed = keys.check_seal(r.seal, r.seq, r.hash) is None
+        check = RecordCheck(
+            content_intact=record_hash(r.fields()) == r.hash,
+            linked=None if previous is None else previous == r.prev_hash, sealed=sealed,
+            texts_intact=all(p.intact is not False and p.purge_reason != "not kept"
+                             for p in passages))
+        return cls(**AuditSummary.of(r).model_dump(), prev_hash=r.prev_hash, seal=r.seal,
+                   body=r.body, check=check, passages=passages)
 
 
 class ProblemOut(BaseModel):
@@ -106,6 +123,9 @@ class VerifyOut(BaseModel):
     records: int
     head_seq: int
     head_hash: str
+    sealed: int  # records whose seal holds
+    checkpoints: int  # lines of the checkpoint file that the chain still matches
+    texts: int  # kept texts checked against their hashes
     first_broken: ProblemOut | None
     problems: list[ProblemOut]  # the first 100
 
@@ -113,12 +133,17 @@ class VerifyOut(BaseModel):
     def of(cls, v: Verification) -> VerifyOut:
         problems = [ProblemOut.of(p) for p in v.problems[:100]]
         return cls(intact=v.intact, records=v.records, head_seq=v.head_seq,
-                   head_hash=v.head_hash, first_broken=problems[0] if problems else None,
+                   head_hash=v.head_hash, sealed=v.sealed, checkpoints=v.checkpoints,
+                   texts=v.texts, first_broken=problems[0] if problems else None,
                    problems=problems)
 
 
 class CheckpointOut(BaseModel):
+    """The chain's head with the checkpoint's own record; key_id and signature when sealed."""
+
     kind: str
     seq: int
     hash: str
     at: str
+    key_id: str | None = None
+    signature: str | None = None

@@ -18,6 +18,7 @@ from core.audit import ANSWER, Event, Passage, Record, text_hash
 from core.container import Container
 from core.errors import NotFound, one_line
 from core.jobs import Job
+from core.names import storable
 from core.types import Answer, Principal
 from serve.prompt import PROMPT_VERSION
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 # Kinds of records besides ANSWER. Admin actions are named after what they did.
 ANSWER_FAILED = "answer.failed"
 ANSWER_WITHHELD = "answer.withheld"
+ANSWER_REJECTED = "answer.rejected"  # a chat request refused as invalid (HTTP 4xx)
 
 
 def principal_json(principal: Principal) -> dict[str, Any]:
@@ -72,7 +74,8 @@ def answer_event(container: Container, principal: Principal, channel: str, quest
     by_chunk = {r["chunk_id"]: r["text_sha256"] for r in retrieved}
     citations = [
         {"n": c.n, "chunk_id": c.chunk_id, "doc_id": c.doc_id, "version": c.version,
-         "source": c.source, "page": c.page, "quote": c.quote, "start": c.start, "end": c.end,
+         "source": c.source, "display": c.display, "page": c.page, "quote": c.quote,
+         "start": c.start, "end": c.end,
          "supported": c.supported, "text_sha256": by_chunk.get(c.chunk_id)}
         for c in answer.citations
     ]
@@ -110,6 +113,16 @@ def failure_event(container: Container, principal: Principal, channel: str, ques
                  question=question)
 
 
+def rejection_event(principal: Principal, channel: str, question: str,
+                    exc: BaseException) -> Event:
+    """A chat request refused before any answer: what was sent, made storable (a lone
+    surrogate or a control character is kept as an escape), and why it was refused."""
+    shown = storable(question)
+    body = {"channel": channel, "principal": principal_json(principal), "question": shown,
+            "error": type(exc).__name__, "detail": storable(one_line(exc))}
+    return Event(ANSWER_REJECTED, principal.user_id, body, question=shown)
+
+
 def record_answer(container: Container, principal: Principal, channel: str, question: str,
                   history: Sequence[Turn], conversation_id: str | None, answer: Answer) -> Record:
     """Write the answer's record; it must succeed before the answer is given."""
@@ -135,11 +148,17 @@ class Deletion:
     doc_id: str
     source: str
     texts_purged: int | None  # None unless a deletion for legal reasons
+    turns_redacted: int | None = None  # stored conversation answers that cited it (legal)
+
+
+# What a stored answer says once a document it cited was deleted for legal reasons.
+REDACTED = "This answer was redacted: a document it cited was deleted for legal reasons."
 
 
 def delete_document_recorded(container: Container, actor: str, channel: str, doc_id: str,
                              legal_reason: str | None) -> Deletion:
-    """Delete a document and record it; for legal reasons, also purge the audit's kept texts.
+    """Delete a document and record it; for legal reasons, also purge the audit's kept texts
+    and redact the stored conversation answers that cite it.
 
     A legal deletion also reaches a document already gone from the index whose texts the
     audit still keeps.
@@ -155,6 +174,8 @@ def delete_document_recorded(container: Container, actor: str, channel: str, doc
         record_admin(container, actor, "document.deleted", channel, doc_id=doc_id, source=source)
         return Deletion(doc_id, source, None)
     purged = container.audit.purge_document(doc_id, legal_reason)
+    redacted = container.conversations.redact_citing(doc_id, REDACTED)
     record_admin(container, actor, "document.legal_deletion", channel, doc_id=doc_id,
-                 source=source, reason=legal_reason, texts_purged=purged)
-    return Deletion(doc_id, source, purged)
+                 source=source, reason=legal_reason, texts_purged=purged,
+                 turns_redacted=redacted)
+    return Deletion(doc_id, source, purged, redacted)

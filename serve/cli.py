@@ -16,7 +16,8 @@ import typer
 
 from core.audit import Record
 from core.errors import InputError
-from core.types import Answer, Hit, Principal, is_uuid, make_doc_id
+from core.names import validate_groups
+from core.types import Answer, Hit, is_uuid, make_doc_id
 from serve import cli_audit, cli_eval, cli_jobs, cli_ops, cli_users
 from serve.audit_trail import Deletion, delete_document_recorded, record_admin, record_answer
 from serve.cli_common import (
@@ -24,6 +25,7 @@ from serve.cli_common import (
     EXIT_USAGE,
     GroupOpt,
     JsonOpt,
+    cli_principal,
     container_scope,
     err,
     out,
@@ -65,6 +67,7 @@ def ingest(
     from ingest.pipeline import FileResult
 
     def work() -> IngestReport:
+        groups = validate_groups(group or ())  # printed as stored (core/names.py)
         with container_scope() as c:
             shown = progress(enabled=not as_json and sys.stderr.isatty())
             with shown as bar:
@@ -74,9 +77,9 @@ def ingest(
                     if bar is not None and task is not None:
                         bar.update(task, advance=1, description=Path(result.source).name[:40])
 
-                report = c.ingestor.ingest(paths, group or (), on_file=on_file)
+                report = c.ingestor.ingest(paths, groups, on_file=on_file)
             record_admin(c, getpass.getuser(), "ingest.ran", "cli",
-                         paths=[str(p.absolute()) for p in paths], groups=list(group or ()),
+                         paths=[str(p.absolute()) for p in paths], groups=list(groups),
                          summary=_summary(report))
             return report
 
@@ -99,7 +102,7 @@ def ingest(
                 out.print(f"FAILED  {f.source}: {f.reason}")
             else:
                 out.print(f"{f.status:<9} {f.source} ({f.chunks} chunks)")
-        access = ", ".join(group) if group else "public"
+        access = ", ".join(validate_groups(group or ())) or "public"
         out.print(
             f"{summary['files']} files: {summary['ingested']} ingested, "
             f"{summary['unchanged']} unchanged, {summary['updated']} updated, "
@@ -129,7 +132,7 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Hybrid search over what the user's groups may read (plus public documents)."""
-    principal = Principal(user_id=user, groups=tuple(group or ()))
+    principal = run_cli(lambda: cli_principal(user, group))
 
     def work() -> list[Hit]:
         with container_scope() as c:
@@ -158,7 +161,7 @@ def ask(
     ] = False,
 ) -> None:
     """Answer from the documents the user may read, each sentence cited and checked."""
-    principal = Principal(user_id=user, groups=tuple(group or ()))
+    principal = run_cli(lambda: cli_principal(user, group))
 
     def work() -> tuple[Answer, Record]:
         with container_scope() as c:
@@ -183,7 +186,7 @@ def chat(
     """Ask questions one per line (stdin); a follow-up is read in the light of earlier turns."""
     from serve.answer import Turn
 
-    principal = Principal(user_id=user, groups=tuple(group or ()))
+    principal = run_cli(lambda: cli_principal(user, group))
 
     def work() -> None:
         history: list[Turn] = []
@@ -283,9 +286,11 @@ def delete(
     done = run_cli(work)
     if as_json:
         out.print_json(data={"deleted": done.doc_id, "source": done.source,
-                             "texts_purged": done.texts_purged})
+                             "texts_purged": done.texts_purged,
+                             "turns_redacted": done.turns_redacted})
     else:
-        purged = (f"; {done.texts_purged} kept text(s) purged from the audit"
+        purged = (f"; {done.texts_purged} kept text(s) purged from the audit, "
+                  f"{done.turns_redacted} conversation answer(s) redacted"
                   if done.texts_purged is not None else "")
         out.print(f"deleted {done.source} ({done.doc_id}){purged}")
 
@@ -330,25 +335,28 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Default ENCLAVE_SERVE__PORT (8000).")] = None,
 ) -> None:
     """Run the HTTP API (every route but /healthz and /readyz needs an API key)."""
-    import uvicorn
-
     from core.container import Container
     from core.logs import configure as configure_logs
     from serve.app import create_app
+    from serve.server import build_server, raise_open_files_limit
 
     def start() -> Container:
         settings = shared_settings()
         configure_logs(settings.log, default_level="INFO")
         container = Container(settings)
         container.database  # noqa: B018 - migrated, or refused when behind (database_migrate)
+        container.audit  # noqa: B018 - an unreadable seal key refuses start-up, not an answer
         return container
 
     container = run_cli(start)
     settings = container.settings
     try:
-        # Our logging as configured (JSON, request ids, no content); our own access log.
-        uvicorn.run(create_app(container), host=host or settings.serve.host,
-                    port=port or settings.serve.port, log_config=None, access_log=False)
+        raise_open_files_limit()
+        server = build_server(create_app(container), settings.serve, host, port)
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass  # Ctrl-C before uvicorn's own signal handlers are in place: a normal stop
     finally:
         container.close()
 
@@ -461,7 +469,8 @@ def bench_audit(
     writers: Annotated[int, typer.Option(help="Processes appending at once.")] = 4,
     as_json: JsonOpt = False,
 ) -> None:
-    """Audit appends/s against plain inserts of the same rows, and verify's records/s."""
+    """Audit appends/s against plain inserts of the same rows, unsealed and sealed (p50/p95
+    of both in the same run), and verify's records/s."""
     from eval.bench_audit import bench_audit as run_bench
 
     result = run_cli(lambda: run_bench(postgres, records, writers))
@@ -471,9 +480,14 @@ def bench_audit(
     out.print(
         f"{result['database']}: {result['appends_per_s']} appends/s "
         f"({result['append_vs_plain_insert']}x plain inserts at {result['plain_inserts_per_s']}/s), "
-        f"p50 {result['append_p50_ms']} ms, p95 {result['append_p95_ms']} ms; "
-        f"{result['writers']} writers {result['parallel_appends_per_s']} appends/s; "
-        f"verify {result['verify_records_per_s']} records/s over {result['verify_records']} "
+        f"p50 {result['append_p50_ms']} ms, p95 {result['append_p95_ms']} ms unsealed; "
+        f"sealed {result['sealed_appends_per_s']} appends/s, p50 "
+        f"{result['sealed_append_p50_ms']} ms ({result['sealed_vs_unsealed_p50']}x), p95 "
+        f"{result['sealed_append_p95_ms']} ms ({result['sealed_vs_unsealed_p95']}x), checkpoint "
+        f"every {result['checkpoint_every']} records; "
+        f"{result['writers']} writers {result['parallel_appends_per_s']} sealed appends/s; "
+        f"verify {result['verify_records_per_s']} records/s sealed "
+        f"({result['verify_unsealed_records_per_s']} unsealed) over {result['verify_records']} "
         f"(intact: {result['verify_intact']})"
     )
 

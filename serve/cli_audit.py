@@ -10,17 +10,12 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from core.audit import (
-    Filters,
-    Record,
-    Verification,
-    checkpoint_of,
-    export_lines,
-    jsonl_line,
-    record_from_json,
-    verify_chain,
-)
+from core.audit import Filters, Record
+from core.audit_export import export_lines, jsonl_line, record_from_json
+from core.audit_seal import KeyRing, key_id_of, load_key, write_key
+from core.audit_verify import Verification, verify_chain
 from core.errors import InputError
+from core.settings import Settings
 from serve.audit_trail import record_admin
 from serve.cli_common import JsonOpt, container_scope, err, out, run_cli
 
@@ -82,7 +77,12 @@ def show(record_id: Annotated[str, typer.Argument(help="The record's id.")]) -> 
         with container_scope() as c:
             return AuditDetail.load(c.audit, record_id).model_dump(mode="json")
 
-    out.print_json(data=run_cli(work))
+    detail = run_cli(work)
+    out.print_json(data=detail)
+    for p in detail["passages"]:
+        if p["intact"] is False:
+            err.print(f"ALTERED: the kept text of passage #{p['rank']} ({p['chunk_id']}) no "
+                      "longer matches the hash this record holds")
 
 
 @audit_app.command("export")
@@ -124,14 +124,18 @@ def verify(
         "--checkpoint", help="A checkpoint saved earlier: the chain must still hold it.")] = None,
     file: Annotated[Path | None, typer.Option(
         "--file", help="Verify a full JSONL export instead of the database.")] = None,
+    public_keys: Annotated[Path | None, typer.Option(
+        "--public-keys", help="With --file: check seals against these public keys (JSON "
+        "lines as keygen prints them) instead of the configured ones.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Walk the chain. Exit 0 when intact; 4 naming the first broken record otherwise."""
+    """Walk the chain: links, hashes, seals, the checkpoint file and the kept texts.
+    Exit 0 when intact; 4 naming the first broken record otherwise."""
 
     def work() -> Verification:
         wanted = _read_checkpoint(checkpoint) if checkpoint else None
         if file is not None:
-            return _verify_file(file, wanted)
+            return _verify_file(file, wanted, public_keys)
         with container_scope() as c:
             return c.audit.verify(wanted)
 
@@ -140,11 +144,14 @@ def verify(
     if as_json:
         out.print_json(data={
             "intact": result.intact, "records": result.records, "head_seq": result.head_seq,
-            "head_hash": result.head_hash,
+            "head_hash": result.head_hash, "sealed": result.sealed,
+            "checkpoints": result.checkpoints, "texts": result.texts,
             "problems": [{"seq": p.seq, "record_id": p.record_id, "reason": p.reason}
                          for p in result.problems[:100]]})
     elif first is None:
-        out.print(f"intact: {result.records} record(s); head {result.head_seq} {result.head_hash}")
+        out.print(f"intact: {result.records} record(s); head {result.head_seq} {result.head_hash}; "
+                  f"{result.sealed} seal(s), {result.checkpoints} checkpoint(s) and "
+                  f"{result.texts} kept text(s) hold")
     else:
         out.print(f"BROKEN at record {first.seq}"
                   f"{f' ({first.record_id})' if first.record_id else ''}: {first.reason}")
@@ -157,13 +164,12 @@ def verify(
 
 @audit_app.command("checkpoint")
 def checkpoint(output: OutputOpt = None) -> None:
-    """Print (or save) the chain's head: keep it elsewhere, e.g. notarised, to verify against."""
+    """A checkpoint now: its own record, then the head naming it, signed and appended to the
+    checkpoint file. Print (or save) it to keep elsewhere too, e.g. notarised."""
 
     def work() -> dict[str, Any]:
         with container_scope() as c:
-            seq, digest = c.audit.head()
-            record_admin(c, getpass.getuser(), "audit.checkpoint", "cli", seq=seq, hash=digest)
-            return checkpoint_of(seq, digest)
+            return c.audit.checkpoint(getpass.getuser(), "cli")
 
     data = run_cli(work)
     if output:
@@ -186,6 +192,44 @@ def purge() -> None:
     out.print(f"{purged} kept text(s) older than {days} days purged")
 
 
+@audit_app.command("keygen")
+def keygen(
+    key_id: Annotated[str, typer.Option("--key-id", help="A name for the key, e.g. 2026-q1.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The new key file (mode 0600).")],
+) -> None:
+    """Make a new seal key; print its public-key line for the auditors to keep.
+
+    To rotate: append the old key's line (`enclave audit pubkey`) to the public-keys file
+    (ENCLAVE_AUDIT__SEAL_PUBLIC_KEYS_FILE), then point ENCLAVE_AUDIT__SEAL_KEY_FILE here.
+    """
+
+    def work() -> dict[str, str]:
+        key_id_of(key_id)
+        try:
+            return write_key(output, key_id).public_line()
+        except FileExistsError as exc:
+            raise InputError(f"{output} exists: a key file is never overwritten") from exc
+        except OSError as exc:
+            raise InputError(f"cannot write {output}: {exc.strerror}") from exc
+
+    line = run_cli(work)
+    err.print(f"seal key {line['key_id']} written to {output}; its public key:")
+    out.print(json.dumps(line))
+
+
+@audit_app.command("pubkey")
+def pubkey() -> None:
+    """The public-key line of the current seal key (ENCLAVE_AUDIT__SEAL_KEY_FILE)."""
+
+    def work() -> dict[str, str]:
+        with container_scope() as c:
+            if c.audit.sealing is None:
+                raise InputError("the audit is not sealed")
+            return c.audit.sealing.key.public_line()
+
+    out.print(json.dumps(run_cli(work)))
+
+
 def _read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -196,7 +240,9 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return data
 
 
-def _verify_file(path: Path, checkpoint: dict[str, Any] | None) -> Verification:
+def _verify_file(path: Path, checkpoint: dict[str, Any] | None,
+                 public_keys: Path | None) -> Verification:
+    keys = KeyRing.of(None, public_keys) if public_keys else _configured_keys(Settings())
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
@@ -204,6 +250,15 @@ def _verify_file(path: Path, checkpoint: dict[str, Any] | None) -> Verification:
     with handle:
         records = (record_from_json(line) for line in handle if line.strip())
         try:
-            return verify_chain(records, None, checkpoint)
+            return verify_chain(records, None, checkpoint, keys)
         except ValueError as exc:
             raise InputError(f"{path} is not a JSONL audit export: {exc}") from exc
+
+
+def _configured_keys(settings: Settings) -> KeyRing | None:
+    """The keys this installation knows, without making a key to check an export with."""
+    key_file = settings.resolved_seal_key_file
+    current = load_key(key_file) if key_file.exists() else None
+    if current is None and settings.audit.seal_public_keys_file is None:
+        return None
+    return KeyRing.of(current, settings.audit.seal_public_keys_file)

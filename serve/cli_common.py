@@ -13,7 +13,9 @@ import core  # noqa: F401  - switches telemetry off before any library loads
 from core.container import Container
 from core.errors import BackendError, ConfigError, EnclaveError, InputError
 from core.logs import configure as configure_logs
+from core.names import clean_user_id, validate_groups
 from core.settings import Settings
+from core.types import Principal
 
 EXIT_OK, EXIT_BACKEND, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
 
@@ -27,6 +29,11 @@ GroupOpt = Annotated[
     typer.Option("--group", "-g", help="Access group (repeatable). None: public."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def cli_principal(user: str, groups: list[str] | None) -> Principal:
+    """Who a command asks as: the id and groups normalised as the store keeps them."""
+    return Principal(clean_user_id(user), validate_groups(groups or ()))
 
 
 @contextmanager

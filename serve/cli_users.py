@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from core.users import ROLES, User, validate_roles
+from core.names import clean_user_id, printable
+from core.users import ROLES, User, UserBook, validate_roles
 from serve.audit_trail import record_admin
 from serve.cli_common import GroupOpt, JsonOpt, container_scope, out, run_cli
 
@@ -23,20 +24,20 @@ def add(
         "--role", "-r", help=f"Role (repeatable): {', '.join(ROLES)}. Default: employee.")] = None,
 ) -> None:
     """Create a user (or update their groups and roles) and print a new API key, last."""
-    from ingest.pipeline import validate_groups
 
-    def work() -> str:
-        groups = validate_groups(group or ())
+    def work() -> tuple[str, tuple[str, ...], str]:
+        # Printed as stored: normalised under the rule for names (core/names.py).
+        user_id, groups = UserBook.clean(user, group or ())
         with container_scope() as c:
-            key = c.users.add(user, groups, role or ())
-            record_admin(c, getpass.getuser(), "user.key_issued", "cli", user=user,
+            key = c.users.add(user_id, groups, role or ())
+            record_admin(c, getpass.getuser(), "user.key_issued", "cli", user=user_id,
                          groups=list(groups), roles=list(validate_roles(role or ())),
                          key_prefix=key[:10])
-            return key
+            return user_id, groups, key
 
-    key = run_cli(work)
-    out.print(f"user {user}: groups {', '.join(group or ()) or '(public only)'}; "
-              f"roles {', '.join(sorted(set(role or ['employee'])))}")
+    user_id, groups, key = run_cli(work)
+    out.print(f"user {user_id}: groups {', '.join(groups) or '(public only)'}; "
+              f"roles {', '.join(validate_roles(role or ()))}")
     out.print("API key (shown only now; send it as 'Authorization: Bearer <key>'):")
     out.print(key)
 
@@ -47,7 +48,7 @@ def revoke(user: UserArg) -> None:
 
     def work() -> int:
         with container_scope() as c:
-            keys = c.users.revoke(user)
+            keys = c.users.revoke(clean_user_id(user))
             record_admin(c, getpass.getuser(), "user.revoked", "cli", user=user, keys_revoked=keys)
             return keys
 
@@ -71,5 +72,6 @@ def list_users(as_json: JsonOpt = False) -> None:
         return
     for u in users:
         state = "revoked" if u.revoked else f"keys {', '.join(k + '...' for k in u.keys)}"
-        out.print(f"{u.user_id:<30} groups {','.join(u.groups) or '-':<20} "
+        # Names stored before the rule for names may hold what a terminal would act on.
+        out.print(f"{printable(u.user_id):<30} groups {printable(','.join(u.groups)) or '-':<20} "
                   f"roles {','.join(u.roles):<22} {state}")

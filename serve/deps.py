@@ -9,10 +9,19 @@ from fastapi import Depends, Request
 
 from core.container import Container
 from core.errors import AccessDenied, Unauthenticated
+from core.names import clean_text
 from core.types import Principal
 from core.users import KEY_PREFIX
 from ingest.jobs import JobRunner
 from serve.limits import AnswerGate
+
+
+def clean_params(request: Request) -> None:
+    """Every query and path parameter of every route, under the one rule for text
+    (core/names.py): a control character or a lone surrogate is a 400 naming it."""
+    for name, value in [*request.query_params.multi_items(), *request.path_params.items()]:
+        if isinstance(value, str):
+            clean_text(value, f"the parameter {name!r}", multiline=False)
 
 
 def get_container(request: Request) -> Container:

@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from core.container import Container
 from core.errors import one_line
+from serve.limits import AnswerGate
 
 _TIMEOUT_S = 2.0
 
@@ -65,3 +66,12 @@ def _broker(c: Container) -> None:
 
     with Connection(c.settings.jobs.broker_url, connect_timeout=_TIMEOUT_S) as conn:
         conn.ensure_connection(max_retries=1, timeout=_TIMEOUT_S)
+
+
+def answer_slots(gate: AnswerGate) -> str:
+    """Unavailable once every answer slot has been busy for longer than one answer may take."""
+    busy_for = gate.saturated_for()
+    if busy_for > gate.hold_limit_s:
+        return (f"unavailable: all {gate.size} answer slots busy for {busy_for:.0f} s, longer "
+                f"than the answer timeout of {gate.hold_limit_s:g} s")
+    return "ok"

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import (
+    Abandoned,
     AccessDenied,
     BackendError,
     Busy,
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 def status_of(exc: EnclaveError) -> tuple[int, str]:
     match exc:
+        case Abandoned():
+            # nginx's "client closed request": nobody is left to read it.
+            return 499, "client_closed"
         case Unauthenticated():
             return 401, "unauthenticated"
         case RateLimited():

@@ -7,12 +7,16 @@ the algorithms allowed come from settings, never from the token.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
-from core.errors import Unauthenticated
+from core.errors import InputError, Unauthenticated
+from core.names import clean_group, clean_user_id
 from core.settings import OidcSettings
 from core.types import Principal
 from core.users import ROLES
+
+log = logging.getLogger(__name__)
 
 
 class OidcVerifier:
@@ -40,8 +44,13 @@ class OidcVerifier:
         user = claims.get(s.user_claim)
         if not isinstance(user, str) or not user:
             raise Unauthenticated(f"invalid token: no {s.user_claim!r} claim")
+        try:
+            user = clean_user_id(user)
+        except InputError as exc:
+            raise Unauthenticated(f"invalid token: its {s.user_claim!r} claim is not a usable "
+                                  f"user id ({exc})") from exc
         roles = tuple(sorted(set(_strings(claims.get(s.roles_claim))) & set(ROLES))) or ("employee",)
-        return Principal(user, tuple(sorted(set(_strings(claims.get(s.groups_claim))))), roles)
+        return Principal(user, _groups(_strings(claims.get(s.groups_claim))), roles)
 
     def _key(self, token: str) -> Any:
         import jwt
@@ -54,6 +63,18 @@ class OidcVerifier:
             if kid is None or candidate.key_id == kid:
                 return candidate.key
         raise jwt.InvalidKeyError(f"no key {kid!r} in the JWKS")
+
+
+def _groups(names: list[str]) -> tuple[str, ...]:
+    """The claim's groups under enclave's rule for names (core/names.py), normalised as the
+    documents' groups are; a name the rule refuses grants nothing."""
+    groups = set()
+    for name in names:
+        try:
+            groups.add(clean_group(name))
+        except InputError:
+            log.warning("an identity provider's group name was ignored: %s", ascii(name)[:80])
+    return tuple(sorted(groups))
 
 
 def _strings(value: Any) -> list[str]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from core.conversations import Conversation
+from core.conversations import Conversation, StoredTurn
 from core.jobs import DeadLetter, Item, Job
+from core.names import text_problem
 from core.registry import DocumentInfo
 from core.types import Answer, Chunk, Citation
 
@@ -16,12 +18,24 @@ if TYPE_CHECKING:
     from serve.audit_trail import Deletion
 
 
+def _clean(value: str) -> str:
+    problem = text_problem(value, multiline=False)
+    if problem is not None:
+        raise ValueError(f"the text {problem}")
+    return value
+
+
+# A string field of a request: one line, under the one rule for text (core/names.py).
+# Questions are the exception: the answer path checks them, and records what it refuses.
+CleanStr = Annotated[str, AfterValidator(_clean)]
+
+
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    paths: list[str] = Field(min_length=1, max_length=1000,
-                             description="Absolute files or folders under the allowed roots.")
-    groups: list[str] = Field(default_factory=list, max_length=100,
+    paths: list[CleanStr] = Field(min_length=1, max_length=1000,
+                                  description="Absolute files or folders under the allowed roots.")
+    groups: list[CleanStr] = Field(default_factory=list, max_length=100,
                               description="Access groups of the documents; none: public.")
     sync: bool = Field(default=False, description="Also delete documents whose files are gone.")
 
@@ -107,12 +121,15 @@ class JobList(BaseModel):
 class DocumentDeleted(BaseModel):
     doc_id: str
     source: str
-    # Set for a deletion for legal reasons: the audit's kept texts of it that were purged.
+    # Set for a deletion for legal reasons: the audit's kept texts of it that were purged,
+    # and the stored conversation answers citing it that were redacted.
     texts_purged: int | None = None
+    turns_redacted: int | None = None
 
     @classmethod
     def of(cls, d: Deletion) -> DocumentDeleted:
-        return cls(doc_id=d.doc_id, source=d.source, texts_purged=d.texts_purged)
+        return cls(doc_id=d.doc_id, source=d.source, texts_purged=d.texts_purged,
+                   turns_redacted=d.turns_redacted)
 
 
 class ErrorOut(BaseModel):
@@ -142,7 +159,7 @@ class ChatRequest(BaseModel):
     question: str | None = Field(default=None, description="The question; or send messages.")
     messages: list[ChatMessage] | None = Field(
         default=None, max_length=100, description="A conversation ending with the user's turn.")
-    conversation_id: str | None = Field(
+    conversation_id: CleanStr | None = Field(
         default=None, description="Continue a stored conversation of yours.")
     stream: bool = Field(default=False, description="Server-Sent Events: tokens, then the answer.")
 
@@ -168,10 +185,16 @@ class CitationOut(BaseModel):
     supported: bool
 
     @classmethod
-    def of(cls, c: Citation) -> CitationOut:
+    def of(cls, c: Citation, paths: bool = False) -> CitationOut:
+        """``paths``: the server's full path as the source (admins, auditors); otherwise its
+        display name."""
         return cls(n=c.n, chunk_id=c.chunk_id, doc_id=c.doc_id, version=c.version,
-                   source=c.source, page=c.page, quote=c.quote, start=c.start, end=c.end,
-                   supported=c.supported)
+                   source=c.source if paths else shown_source(c), page=c.page, quote=c.quote,
+                   start=c.start, end=c.end, supported=c.supported)
+
+
+def shown_source(c: Citation) -> str:
+    return c.display or PurePath(c.source).name
 
 
 class ChatResponse(BaseModel):
@@ -185,10 +208,11 @@ class ChatResponse(BaseModel):
     audit_id: str
 
     @classmethod
-    def of(cls, answer: Answer, conversation_id: str, audit_id: str) -> ChatResponse:
+    def of(cls, answer: Answer, conversation_id: str, audit_id: str,
+           paths: bool = False) -> ChatResponse:
         return cls(conversation_id=conversation_id, answer=answer.text, refused=answer.refused,
-                   citations=[CitationOut.of(c) for c in answer.citations], model=answer.model,
-                   timings=dict(answer.timings), audit_id=audit_id)
+                   citations=[CitationOut.of(c, paths) for c in answer.citations],
+                   model=answer.model, timings=dict(answer.timings), audit_id=audit_id)
 
 
 class ConversationOut(BaseModel):
@@ -208,6 +232,17 @@ class TurnOut(BaseModel):
     question: str
     answer: dict[str, Any]
     created_at: datetime
+    # The answer and its citations are withheld: they cite a document the caller can no
+    # longer read, or one that no longer exists (answer["answer"] says so).
+    withheld: bool = False
+    # Redacted by a deletion for legal reasons of a document it cited.
+    redacted: bool = False
+
+    @classmethod
+    def of(cls, turn: StoredTurn) -> TurnOut:
+        return cls(question=turn.question, answer=turn.answer, created_at=turn.created_at,
+                   withheld=bool(turn.answer.get("withheld")),
+                   redacted=bool(turn.answer.get("redacted")))
 
 
 class ConversationDetail(ConversationOut):
@@ -223,6 +258,8 @@ class ConversationList(BaseModel):
 
 class DocumentOut(BaseModel):
     doc_id: str
+    # The display name (the path relative to the folder it was ingested from); the
+    # server's full path for admins and auditors.
     source: str
     title: str
     version: str | None
@@ -231,8 +268,9 @@ class DocumentOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, info: DocumentInfo) -> DocumentOut:
-        return cls(doc_id=info.doc_id, source=info.source, title=info.title,
+    def of(cls, info: DocumentInfo, paths: bool = False) -> DocumentOut:
+        return cls(doc_id=info.doc_id, source=info.source if paths else info.display_name,
+                   title=info.title,
                    version=info.active_version, pages=info.page_count, chunks=info.chunk_count,
                    updated_at=info.updated_at)
 
@@ -250,8 +288,9 @@ class ChunkOut(BaseModel):
     char_end: int
 
     @classmethod
-    def of(cls, chunk: Chunk, info: DocumentInfo) -> ChunkOut:
+    def of(cls, chunk: Chunk, info: DocumentInfo, paths: bool = False) -> ChunkOut:
         return cls(chunk_id=chunk.chunk_id, doc_id=chunk.doc_id, version=chunk.version,
-                   source=info.source, title=info.title, text=chunk.text,
+                   source=info.source if paths else info.display_name, title=info.title,
+                   text=chunk.text,
                    page_start=chunk.page_start, page_end=chunk.page_end,
                    char_start=chunk.char_start, char_end=chunk.char_end)

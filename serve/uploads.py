@@ -9,15 +9,25 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from starlette.datastructures import UploadFile
 
 from core.errors import InputError, TooLarge
+from core.names import text_problem
 
 _BLOCK = 1 << 20
 
 
+# What file systems take for one name, in bytes (ext4, XFS, NTFS in UTF-16 units, roughly).
+MAX_NAME_BYTES = 255
+
+
 def safe_name(filename: str | None) -> str:
     """The bare file name: a client's folders, '..' and drive letters are dropped."""
+    problem = text_problem(filename or "", multiline=False)
+    if problem is not None:
+        raise InputError(f"upload file name {ascii(filename)[:80]}: it {problem}")
     name = PureWindowsPath(PurePosixPath(filename or "").name).name.strip()
     if name in ("", ".", "..") or name.startswith("."):
         raise InputError(f"upload has no usable file name: {filename!r}")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise InputError(f"upload file name {name[:40]!r}...: over {MAX_NAME_BYTES} bytes")
     return name
 
 

@@ -12,8 +12,8 @@ from starlette.datastructures import UploadFile
 from core.container import Container
 from core.errors import InputError
 from core.jobs import ITEM_STATUSES, Job
+from core.names import validate_groups
 from core.types import Principal
-from ingest.pipeline import validate_groups
 from serve.audit_trail import delete_document_recorded, record_job
 from serve.deps import AdminDep, ContainerDep, RunnerDep, require_role
 from serve.schemas import DocumentDeleted, JobCreate, JobDetail, JobList, JobOut

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from core.audit import Filters, checkpoint_of, export_lines, now_iso
+from core.audit import Filters, now_iso
+from core.audit_export import export_lines
 from serve import audit_trail
 from serve.audit_schemas import AuditDetail, AuditList, AuditSummary, CheckpointOut, VerifyOut
 from serve.deps import AuditorDep, ContainerDep, require_role
@@ -72,14 +73,13 @@ def export(container: ContainerDep, filters: FiltersDep, auditor: AuditorDep,
 
 @router.get("/verify", response_model=VerifyOut)
 async def verify(container: ContainerDep) -> VerifyOut:
-    """Walk the whole chain: numbering, links, content hashes and the head."""
+    """Walk the whole chain: numbering, links, content hashes, the head, every seal, every
+    line of the checkpoint file and every kept text."""
     return VerifyOut.of(await run_in_threadpool(container.audit.verify))
 
 
 @router.get("/checkpoint", response_model=CheckpointOut)
 def checkpoint(container: ContainerDep, auditor: AuditorDep) -> CheckpointOut:
-    """The chain's head now (seq and hash): keep it elsewhere, to check the chain against later."""
-    seq, digest = container.audit.head()
-    audit_trail.record_admin(container, auditor.user_id, "audit.checkpoint", "api",
-                             seq=seq, hash=digest)
-    return CheckpointOut(**checkpoint_of(seq, digest))
+    """A checkpoint now, signed, naming its own record; also appended to the checkpoint file.
+    Keep it elsewhere too, to check the chain against later."""
+    return CheckpointOut(**container.audit.checkpoint(auditor.user_id, "api"))

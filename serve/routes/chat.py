@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from sse_starlette.sse import EventSourceResponse
+from fastapi import APIRouter, Query, Request
 
 from core.errors import NotFound
 from core.types import is_uuid
@@ -28,29 +27,31 @@ router = APIRouter(prefix="/v1", tags=["chat"])
 
 @router.post("/chat", response_model=ChatResponse,
              responses={200: {"content": {"text/event-stream": {}}}})
-async def chat(body: ChatRequest, principal: PrincipalDep, container: ContainerDep,
-               gate: GateDep) -> Any:
+async def chat(body: ChatRequest, request: Request, principal: PrincipalDep,
+               container: ContainerDep, gate: GateDep) -> Any:
     """Ask; with ``stream``: Server-Sent Events ``token`` ... then ``answer`` (or ``error``)."""
     exchange = conversation.prepare(container, principal, body.question, body.messages,
                                     body.conversation_id, store=True, channel="api")
-    assert exchange.conversation_id is not None
+    conversation_id = exchange.conversation_id
+    assert conversation_id is not None
     if not body.stream:
-        reply = await conversation.answer(container, gate, principal, exchange)
-        return ChatResponse.of(reply.answer, exchange.conversation_id, reply.audit_id)
-    gate.take()  # before the response starts: a full server answers 503, not a broken stream
+        reply = await conversation.answer(container, gate, principal, exchange, request)
+        return ChatResponse.of(reply.answer, conversation_id, reply.audit_id,
+                               principal.sees_paths)
+    run = conversation.stream(container, gate, principal, exchange)
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        async for kind, value in conversation.stream(container, gate, principal, exchange):
+        async for kind, value in run.events():
             if kind == "token":
                 yield conversation.event("token", {"text": value})
             elif kind == "answer":
-                assert exchange.conversation_id is not None
-                body = ChatResponse.of(value.answer, exchange.conversation_id, value.audit_id)
+                body = ChatResponse.of(value.answer, conversation_id, value.audit_id,
+                                       principal.sees_paths)
                 yield conversation.event("answer", body.model_dump(mode="json"))
             else:
                 yield conversation.event("error", conversation.error_body(value))
 
-    return EventSourceResponse(events())
+    return conversation.AnswerStream(events(), run)
 
 
 @router.get("/conversations", response_model=ConversationList)
@@ -67,11 +68,11 @@ def conversation_detail(conversation_id: str, principal: PrincipalDep,
                         container: ContainerDep) -> ConversationDetail:
     book = container.conversations
     found = book.owned(principal.user_id, conversation_id)
-    turns = book.turns(principal.user_id, conversation_id)
+    turns = conversation.readable_turns(container.registry, principal,
+                                        book.turns(principal.user_id, conversation_id))
     return ConversationDetail(
         **ConversationOut.of(found).model_dump(),
-        messages=[TurnOut(question=t.question, answer=t.answer, created_at=t.created_at)
-                  for t in turns],
+        messages=[TurnOut.of(t) for t in turns],
     )
 
 
@@ -81,7 +82,7 @@ def document(doc_id: str, principal: PrincipalDep, container: ContainerDep) -> D
     info = container.registry.get(doc_id)
     if info is None or info.active_version is None or not principal.may_read(info.groups):
         raise NotFound("no such document")  # the id is not echoed: nothing to confirm
-    return DocumentOut.of(info)
+    return DocumentOut.of(info, principal.sees_paths)
 
 
 @router.get("/chunks/{chunk_id}", response_model=ChunkOut)
@@ -92,4 +93,4 @@ def chunk(chunk_id: str, principal: PrincipalDep, container: ContainerDep) -> Ch
     if (not found or info is None or info.active_version != found[0].version
             or not principal.may_read(info.groups)):
         raise NotFound("no such chunk")
-    return ChunkOut.of(found[0], info)
+    return ChunkOut.of(found[0], info, principal.sees_paths)

@@ -6,14 +6,14 @@ import hmac
 import logging
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from core.container import Container
-from core.errors import Unauthenticated
-from serve.deps import ContainerDep
+from core.errors import AccessDenied, Unauthenticated
+from serve.deps import ContainerDep, get_principal
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -65,13 +65,22 @@ def _queue_depth(broker_url: str, queue: str) -> int:
                 return 0  # no queue yet: nothing was ever sent
 
 
-@router.get("/metrics", include_in_schema=False)
-def metrics(request: Request, container: ContainerDep) -> Response:
+def require_scraper(request: Request, container: ContainerDep) -> None:
+    """The metrics token, or an admin: the counts cover documents the caller may not read,
+    so the scrape is never open, not even on an internal network."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise Unauthenticated("send the metrics token or an admin's API key as "
+                              "'Authorization: Bearer <token>'")
     token = container.settings.serve.metrics_token
-    if token is not None:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
-            raise Unauthenticated("send the metrics token as 'Authorization: Bearer <token>'")
+    if token is not None and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return
+    if "admin" not in get_principal(request, container).roles:
+        raise AccessDenied("metrics need the metrics token or the admin role")
+
+
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(require_scraper)])
+def metrics(request: Request) -> Response:
     registry: CollectorRegistry = request.app.state.backlog
     body = generate_latest(REGISTRY) + generate_latest(registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

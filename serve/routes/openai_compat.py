@@ -12,15 +12,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sse_starlette.sse import EventSourceResponse
 
 from core.errors import InputError
 from core.types import Answer
 from serve import conversation
 from serve.deps import ContainerDep, GateDep, PrincipalDep
-from serve.schemas import ChatMessage, CitationOut
+from serve.schemas import ChatMessage, CitationOut, CleanStr, shown_source
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 MODEL_ID = "enclave"
@@ -30,7 +29,7 @@ class CompletionRequest(BaseModel):
     # Clients send many OpenAI options (temperature, top_p, ...); they do not apply here.
     model_config = ConfigDict(extra="ignore")
 
-    model: str = MODEL_ID
+    model: CleanStr = MODEL_ID
     messages: list[ChatMessage] = Field(min_length=1, max_length=100)
     stream: bool = False
 
@@ -42,26 +41,29 @@ def models(_: PrincipalDep) -> dict[str, Any]:
 
 
 @router.post("/chat/completions")
-async def completions(body: CompletionRequest, principal: PrincipalDep, container: ContainerDep,
-                      gate: GateDep) -> Any:
+async def completions(body: CompletionRequest, request: Request, principal: PrincipalDep,
+                      container: ContainerDep, gate: GateDep) -> Any:
     if body.messages[-1].role != "user":
         raise InputError("messages must end with a user message")
     exchange = conversation.prepare(container, principal, None, body.messages, None, store=False,
                                     channel="openai")
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if not body.stream:
-        reply = await conversation.answer(container, gate, principal, exchange)
+        reply = await conversation.answer(container, gate, principal, exchange, request)
         answer = reply.answer
         return {
             "id": completion_id, "object": "chat.completion", "created": int(time.time()),
-            "model": answer.model,
+            # One name on every route (/v1/models, streams): the model that wrote the answer
+            # (or none, for a refusal before any model ran) is answer_model.
+            "model": MODEL_ID, "answer_model": answer.model,
             "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": content_of(answer)}}],
+                         "message": {"role": "assistant",
+                                     "content": content_of(answer, principal.sees_paths)}}],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-            "citations": _citations(answer), "refused": answer.refused,
+            "citations": _citations(answer, principal.sees_paths), "refused": answer.refused,
             "audit_id": reply.audit_id,
         }
-    gate.take()
+    run = conversation.stream(container, gate, principal, exchange)
 
     async def chunks() -> AsyncIterator[dict[str, str]]:
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, str]:
@@ -71,32 +73,34 @@ async def completions(body: CompletionRequest, principal: PrincipalDep, containe
             return {"data": _json(data)}
 
         yield chunk({"role": "assistant", "content": ""})
-        async for kind, value in conversation.stream(container, gate, principal, exchange):
+        async for kind, value in run.events():
             if kind == "answer":
-                for piece in _pieces(content_of(value.answer)):
+                for piece in _pieces(content_of(value.answer, principal.sees_paths)):
                     yield chunk({"content": piece})
-                yield chunk({}, "stop", citations=_citations(value.answer),
-                            refused=value.answer.refused, audit_id=value.audit_id)
+                yield chunk({}, "stop", citations=_citations(value.answer, principal.sees_paths),
+                            refused=value.answer.refused, audit_id=value.audit_id,
+                            answer_model=value.answer.model)
             elif kind == "error":
                 yield {"data": _json({"error": conversation.error_body(value)})}
         yield {"data": "[DONE]"}
 
-    return EventSourceResponse(chunks())
+    return conversation.AnswerStream(chunks(), run)
 
 
-def content_of(answer: Answer) -> str:
-    if not answer.citations:
+def content_of(answer: Answer, paths: bool = False) -> str:
+    # A refusal's text lists the closest passages already.
+    if not answer.citations or answer.refused:
         return answer.text
-    heading = "Closest passages:" if answer.refused else "Sources:"
-    lines = [answer.text, "", heading]
+    lines = [answer.text, "", "Sources:"]
     for c in answer.citations:
         page = f", page {c.page}" if c.page else ""
-        lines.append(f'[{c.n}] {c.source}{page}: "{" ".join(c.quote.split())}"')
+        source = c.source if paths else shown_source(c)
+        lines.append(f'[{c.n}] {source}{page}: "{" ".join(c.quote.split())}"')
     return "\n".join(lines)
 
 
-def _citations(answer: Answer) -> list[dict[str, Any]]:
-    return [CitationOut.of(c).model_dump() for c in answer.citations]
+def _citations(answer: Answer, paths: bool) -> list[dict[str, Any]]:
+    return [CitationOut.of(c, paths).model_dump() for c in answer.citations]
 
 
 def _pieces(text: str, size: int = 64) -> list[str]:

@@ -68,7 +68,8 @@ async function verifyChain() {
   badge.classList.toggle("ok", v.intact);
   badge.classList.toggle("broken", !v.intact);
   badge.textContent = v.intact
-    ? `Chain intact: ${v.records} records, head #${v.head_seq}`
+    ? `Chain intact: ${v.records} records, head #${v.head_seq}; ${v.sealed} seals, ${
+      v.checkpoints} checkpoints and ${v.texts} kept texts hold`
     : `Chain BROKEN at record #${v.first_broken?.seq}: ${v.first_broken?.reason}`;
 }
 
@@ -92,10 +93,14 @@ async function openRecord(id) {
   field(meta, "Time", when(r.at));
   field(meta, "User", r.actor);
   field(meta, "Record id", r.record_id);
-  const intact = r.check.content_intact && r.check.linked !== false;
+  const check = r.check;
+  const intact = check.content_intact && check.linked !== false && check.sealed !== false
+    && check.texts_intact;
   field(meta, "Record check", h("span", { class: intact ? "ok" : "broken",
-    text: `content ${r.check.content_intact ? "intact" : "ALTERED"}, link ${
-      r.check.linked === null ? "not checked" : r.check.linked ? "ok" : "BROKEN"}` }));
+    text: `content ${check.content_intact ? "intact" : "ALTERED"}, link ${
+      check.linked === null ? "not checked" : check.linked ? "ok" : "BROKEN"}, seal ${
+      check.sealed === null ? "not checked" : check.sealed ? "ok" : "BROKEN"}, kept texts ${
+      check.texts_intact ? "intact" : "ALTERED or missing"}` }));
   out.append(meta);
   if (r.question !== null) out.append(h("h3", { text: "Question" }), h("p", { class: "question", text: r.question }));
   if (r.answer !== null) {
@@ -119,9 +124,13 @@ async function openRecord(id) {
     const list = h("ol", { class: "passages", "aria-label": "Retrieved passages" });
     for (const p of r.passages) {
       const cited = p.cited_as.length ? ` · cited as ${p.cited_as.map((n) => `[${n}]`).join(" ")}` : "";
-      list.append(h("li", { class: p.cited_as.length ? "passage cited" : "passage" },
+      // An altered kept text is still shown, marked: it is not what the record retrieved.
+      const altered = p.intact === false;
+      list.append(h("li", { class: `${p.cited_as.length ? "passage cited" : "passage"}${altered ? " altered" : ""}` },
         h("p", { class: "passage-meta",
           text: `#${p.rank ?? "–"} ${p.source} (version ${p.version.slice(0, 12)})${cited}` }),
+        altered ? h("p", { class: "flag broken",
+          text: "ALTERED: this kept text no longer matches the hash the record holds" }) : null,
         p.text !== null ? h("blockquote", { class: "passage", text: p.text })
           : h("p", { class: "hint", text: `text not available: ${p.purge_reason ?? "purged"}` })));
     }

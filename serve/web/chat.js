@@ -71,6 +71,13 @@ async function openConversation(id) {
     for (const turn of found.messages) {
       const { answerBox } = addTurn(turn.question);
       renderAnswer(answerBox, turn.answer);
+      // The server withholds an answer whose documents the user can no longer read, and
+      // redacts one whose document was deleted for legal reasons; the text says which.
+      if (turn.withheld || turn.redacted) {
+        answerBox.classList.add("withheld");
+        answerBox.prepend(h("p", { class: "refusal-tag",
+          text: turn.withheld ? "Withheld" : "Redacted" }));
+      }
     }
     markCurrent();
     status(`Opened conversation "${found.title}" (${found.messages.length} turns).`);

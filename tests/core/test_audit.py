@@ -14,18 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from core.audit import (
-    GENESIS,
-    AuditLog,
-    Event,
-    Filters,
-    Passage,
-    csv_header,
-    csv_line,
-    jsonl_line,
-    record_from_json,
-    verify_chain,
-)
+from core.audit import GENESIS, AuditLog, Event, Filters, Passage
+from core.audit_export import csv_header, csv_line, jsonl_line, record_from_json
+from core.audit_verify import verify_chain
 from core.db import Database
 
 

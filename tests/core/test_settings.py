@@ -67,6 +67,7 @@ _REAL = {
     "ENCLAVE_LLM__BASE_URL": "http://vllm:8000/v1",
     "ENCLAVE_LLM__API_KEY": "vJ4mC9xR2bT7",
     "ENCLAVE_SERVE__METRICS_TOKEN": "mT6yU1iO8pA3",
+    "ENCLAVE_AUDIT__SEAL_KEY_FILE": "/run/secrets/audit_seal_key",
 }
 
 
@@ -95,6 +96,8 @@ def test_production_starts_with_real_secrets(monkeypatch: pytest.MonkeyPatch):
      "ENCLAVE_JOBS__BROKER_URL (password)"),
     ("ENCLAVE_LLM__API_KEY", "", "ENCLAVE_LLM__API_KEY"),
     ("ENCLAVE_SERVE__METRICS_TOKEN", "  ", "ENCLAVE_SERVE__METRICS_TOKEN"),
+    # A key made on first use would sit in the data directory, beside what it seals.
+    ("ENCLAVE_AUDIT__SEAL_KEY_FILE", None, "ENCLAVE_AUDIT__SEAL_KEY_FILE"),
 ])
 def test_production_refuses_placeholder_secrets(
     monkeypatch: pytest.MonkeyPatch, key: str, value: str | None, named: str

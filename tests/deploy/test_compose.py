@@ -495,3 +495,21 @@ def test_the_compose_environment_parses_into_production_settings(
         assert settings.serve.metrics_token == env["METRICS_TOKEN"]
         assert (settings.log.format, settings.log.level, settings.log.content) == ("json", "INFO", False)
         assert settings.jobs.metrics_port == (9101 if service == "worker" else None)
+
+
+def test_the_audit_seal_key_is_a_secret_file_outside_the_data_volume(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    doc = compose()
+    secret = doc["secrets"]["audit_seal_key"]
+    assert secret == {"file": "${AUDIT_SEAL_KEY_FILE:-./secrets/audit-seal.key}"}
+    assert env_example()["AUDIT_SEAL_KEY_FILE"] == "./secrets/audit-seal.key"
+    # Those who append records hold the key; the one-shot migration does not.
+    for name in ("api", "worker"):
+        assert doc["services"][name].get("secrets") == ["audit_seal_key"], name
+    assert "secrets" not in doc["services"]["migrate"]
+    env = env_example() | {name: f"{name.lower()}-0123456789abcdef" for name in SECRET_VARS}
+    settings = _settings_from(container_env("api", env), monkeypatch)
+    assert str(settings.audit.seal_key_file) == "/run/secrets/audit_seal_key"
+    data_dir = str(settings.resolved_data_dir)
+    assert not str(settings.resolved_seal_key_file).startswith(data_dir + "/")

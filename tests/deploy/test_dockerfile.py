@@ -235,6 +235,7 @@ def ignored(path: str, patterns: list[str]) -> bool:
 def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
     patterns = ignore_patterns()
     for path in (".git", ".venv", ".enclave", ".env", ".env.production", "models/x.gguf",
+                 "secrets/audit-seal.key",
                  "documents/a.pdf", "tests/test_privacy.py", ".pytest_cache", ".mypy_cache",
                  ".ruff_cache", "core/__pycache__/db.cpython-311.pyc"):
         assert ignored(path, patterns), f"{path} would be sent to the Docker build"

@@ -17,6 +17,8 @@ from core.errors import AccessDenied, BackendError, InputError, NotFound
 from core.jobs import DELETED, DONE, FAILED, PENDING, QUEUED, UNCHANGED
 from core.ports import Embedder
 from core.settings import Settings
+from core.types import Chunk, make_chunk_id
+from ingest.discover import OUTSIDE
 from ingest.jobs import JobRunner
 from tests.workers.conftest import write_texts
 
@@ -136,15 +138,46 @@ def test_paths_outside_the_allowed_roots_are_refused(inline: Container, tmp_path
         runner.submit([root / "missing"])
     with pytest.raises(InputError):
         runner.submit([Path("relative/path")])
+    for named in (f"{root}/a\x00b", "/etc\x00/passwd"):  # the OS refuses NUL; so do we
+        with pytest.raises(InputError, match="NUL byte"):
+            runner.submit([named])
+    with pytest.raises(AccessDenied) as missing:  # outside: no telling whether it exists
+        runner.submit([outside / "no-such-file.txt"])
+    with pytest.raises(AccessDenied) as present:
+        runner.submit([outside / "secret-000.txt"])
+    assert (str(missing.value).replace("no-such-file", "X")
+            == str(present.value).replace("secret-000", "X"))
 
     job = runner.submit([root])
     runner.plan(job.job_id)
     items = {Path(i.source).name: i for i in inline.jobs.items(job.job_id)}
-    escaped = items["escape.txt"]
-    assert escaped.status == FAILED and "outside the allowed" in (escaped.reason or "")
-    assert items["private-000.txt"].status == FAILED  # reached through escape-dir
-    assert "private-000" not in " ".join(i.source for i in inline.jobs.items(job.job_id, PENDING))
+    for link in ("escape.txt", "escape-dir"):  # skipped, not walked, the target unnamed
+        assert items[link].status == FAILED and items[link].reason == OUTSIDE
+        assert items[link].source == str(root.resolve() / link) and items[link].doc_id is None
+    assert "private-000.txt" not in items and "secret-000.txt" not in items
     assert all(i.status != FAILED for n, i in items.items() if n.startswith("memo"))
+
+
+def test_a_job_names_documents_relative_to_its_sources(inline: Container, tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    write_texts(share / "sub" / "deeper", 1)
+    single = write_texts(tmp_path / "other", 1, prefix="note")[0]
+    runner = inline.job_runner()
+    job = runner.submit([share, single])
+    assert job.counts[DONE] == 2
+    expected = {share / "sub" / "deeper" / "memo-000.txt": "sub/deeper/memo-000.txt",
+                single: "note-000.txt"}
+    for path, display in expected.items():
+        info = inline.registry.find_by_source(str(path.resolve()))
+        assert info is not None and info.display_name == display
+        assert {c.display for c in _chunks(inline, info.doc_id)} == {display}
+
+
+def _chunks(c: Container, doc_id: str) -> list[Chunk]:
+    info = c.registry.get(doc_id)
+    assert info is not None and info.active_version is not None
+    ids = [make_chunk_id(doc_id, info.active_version, n) for n in range(info.chunk_count)]
+    return c.store.retrieve(ids)
 
 
 def test_a_document_whose_worker_keeps_dying_is_dead_lettered(

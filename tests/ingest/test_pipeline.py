@@ -12,7 +12,7 @@ import pytest
 
 from core.container import Container
 from core.errors import InputError, NotFound
-from core.types import Principal
+from core.types import Chunk, Principal, make_chunk_id
 from ingest.pipeline import Ingestor
 
 ANYONE = Principal("anyone")
@@ -206,6 +206,41 @@ def test_killed_run_is_repaired_by_the_next(tmp_path: Path, samples, real_embedd
         assert len(report.files) == 6
     finally:
         container.close()
+
+
+def test_display_names_are_paths_relative_to_what_was_ingested(container: Container,
+                                                                tmp_path: Path):
+    share = tmp_path / "share"
+    (share / "sub").mkdir(parents=True)
+    (share / "sub" / "notes.md").write_text("# Vault\n\nThe juniper vault keeps the deeds.\n")
+    (share / "top.txt").write_text("The yarrow desk answers travel questions.")
+    single = tmp_path / "elsewhere" / "memo.txt"
+    single.parent.mkdir()
+    single.write_text("The kestrel room is booked through the front desk.")
+    assert not container.ingestor.ingest([share, single]).failed
+
+    expected = {share / "sub" / "notes.md": "sub/notes.md", share / "top.txt": "top.txt",
+                single: "memo.txt"}
+    for path, display in expected.items():
+        info = container.registry.find_by_source(str(path.resolve()))
+        assert info is not None and info.display_name == display
+        assert info.active_version is not None
+        ids = [make_chunk_id(info.doc_id, info.active_version, n) for n in range(info.chunk_count)]
+        chunks = container.store.retrieve(ids)
+        assert chunks and {(c.display, c.meta["display"]) for c in chunks} == {(display, display)}
+    hits = container.searcher.search("juniper vault deeds", ANYONE, 1)
+    assert hits[0].chunk.display == "sub/notes.md"
+
+
+def test_display_names_of_what_was_stored_before_them_are_file_names(container: Container):
+    registry = container.registry
+    registry.begin_version("d1", "/srv/share/hr/old.pdf", "v1", "Old", 1)
+    registry.activate("d1", "v1", 1, (), "Old")
+    info = registry.get("d1")
+    assert info is not None and info.display_name == "old.pdf"
+    old = Chunk("c", "d1", "v1", "text", 1, 1, 0, 4,
+                {"source": "/srv/share/hr/old.pdf", "display": None})
+    assert old.display == "old.pdf"
 
 
 def test_ingestor_builds_from_container(container: Container):

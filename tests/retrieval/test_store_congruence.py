@@ -35,7 +35,9 @@ def _corpus(seed: int = 7, docs: int = 40) -> list[StoredChunk]:
     points = []
     for d in range(docs):
         acl = tuple(sorted(rng.choice(GROUPS, size=int(rng.integers(0, 3)), replace=False)))
-        doc = Document(make_doc_id(f"/docs/{d}.txt"), f"/docs/{d}.txt", f"v{d % 3}", acl)
+        # Half carry a display name; the other half are stored as before display names.
+        meta = {"display": f"team/{d}.txt"} if d % 2 else {}
+        doc = Document(make_doc_id(f"/docs/{d}.txt"), f"/docs/{d}.txt", f"v{d % 3}", acl, meta)
         for n in range(int(rng.integers(1, 4))):
             # A length of its own per chunk: equal BM25 weights (ties) become unlikely.
             text = " ".join(rng.choice(WORDS, size=4 + len(points)))
@@ -88,7 +90,10 @@ def _run_suite(store: VectorStore) -> list[Any]:
     hits = store.hybrid_search(_unit(queries), sparse.encode_query(q), ("legal",), 100, 100, "rrf")
     results.append(sorted(h.chunk.chunk_id for h in hits))
     retrieved = store.retrieve([p.chunk.chunk_id for p in points[:3]])
-    results.append(sorted((c.chunk_id, c.text, c.meta["groups"]) for c in retrieved))
+    results.append(sorted((c.chunk_id, c.text, c.meta["groups"], c.display) for c in retrieved))
+    # Display names (what employees see instead of the source path) of every chunk left.
+    left = store.retrieve([p.chunk.chunk_id for p in points])
+    results.append(sorted((c.chunk_id, c.display) for c in left))
     return results
 
 
@@ -108,6 +113,9 @@ def test_edge_and_client_stores_agree(tmp_path: Path):
     searches = [r for r in edge_results if isinstance(r, list) and r and isinstance(r[0], tuple)
                 and len(r[0]) == 3]
     assert searches and all(len(r) <= 8 for r in searches[:-1])
+    displays = {display for _, display in edge_results[-1]}
+    # Stored ones, and the file name for chunks stored before display names.
+    assert any(d.startswith("team/") for d in displays) and any("/" not in d for d in displays)
     public_only = edge_results[2]
     everyone = edge_results[2 + 4 * 3]
     assert len(public_only) < len(everyone) or public_only != everyone

@@ -10,13 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from core.container import Container
 from core.ports import Embedder, FakeGenerator
 from core.settings import Settings
 from serve.answer import Answerer
 from serve.app import create_app
+from serve.server import build_server
 from tests.conftest import free_port
 
 INJECTION_MD = """\
@@ -56,8 +56,8 @@ class Api:
     def __init__(self, container: Container, host: str = "127.0.0.1") -> None:
         self.container = container
         port = free_port()
-        config = uvicorn.Config(create_app(container), host=host, port=port, log_level="warning")
-        self.server = uvicorn.Server(config)
+        # Built as `enclave serve` builds it: the same protocol, deadlines and limits.
+        self.server = build_server(create_app(container), container.settings.serve, host, port)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20

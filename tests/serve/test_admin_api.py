@@ -5,6 +5,7 @@ Callers authenticate with API keys; admin routes need the admin role.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,8 +68,15 @@ def test_submit_watch_and_delete(make_api: Callable[..., Api], root: Path) -> No
         (["{outside}"], 403, "outside the folders"),
         (["{root}/../outside"], 403, "outside the folders"),
         (["{root}/link-out"], 403, "outside the folders"),
+        (["{root}/link-out/secret-000.txt"], 403, "outside the folders"),
+        (["{root}/link-out/missing"], 403, "outside the folders"),
+        (["{outside}/missing"], 403, "outside the folders"),
+        (["/no/such/folder"], 403, "outside the folders"),
         (["{root}/missing"], 404, "no such file"),
         (["relative/path"], 400, "absolute path"),
+        # Refused by the request schema or, past it, by the job runner: never a 500.
+        (["{root}/a\x00b"], 400, "NUL byte|U+0000"),
+        (["/etc\x00/passwd"], 400, "NUL byte|U+0000"),
         ([], 400, "at least 1"),
     ],
 )
@@ -83,8 +91,50 @@ def test_paths_are_confined_to_the_allowed_roots(
     named = [p.format(root=root, outside=outside) for p in paths]
     response = api.http.post("/v1/admin/jobs", json={"paths": named})
     assert response.status_code == status, response.text
-    assert says in response.json()["detail"]
+    assert any(s in response.json()["detail"] for s in says.split("|"))
     assert api.container.jobs.jobs() == []
+
+
+def test_outside_the_roots_one_answer_whether_or_not_the_path_exists(
+    make_api: Callable[..., Api], root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    write_texts(outside, 1, prefix="secret")
+    (root / "link-out").symlink_to(outside)
+    api = make_api(allowed_roots=[root])
+    answers = set()
+    for path in (outside / "secret-000.txt", outside / "nothing-here.txt",
+                 root / "link-out" / "secret-000.txt", root / "link-out" / "nothing-here.txt",
+                 root / ".." / "outside" / "nothing-here.txt"):
+        response = api.http.post("/v1/admin/jobs", json={"paths": [str(path)]})
+        answers.add((response.status_code, response.json()["detail"].replace(str(path), "P")))
+    assert answers == {(403, "P: outside the folders jobs may read (ENCLAVE_JOBS__ALLOWED_ROOTS)")}
+    assert api.container.jobs.jobs() == []
+
+
+def test_a_link_out_of_a_root_is_one_skipped_item_that_names_nothing_outside(
+    make_api: Callable[..., Api], root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    outside = tmp_path / "elsewhere"
+    write_texts(outside, 5, prefix="private")
+    (root / "to-elsewhere").symlink_to(outside)
+    # One to nothing outside is skipped alike: "dangling" would tell what is not there.
+    (root / "to-nowhere").symlink_to(tmp_path / "missing")
+    api = make_api(allowed_roots=[root])
+    with caplog.at_level(logging.INFO):
+        job = api.http.post("/v1/admin/jobs", json={"paths": [str(root)]}).json()
+        detail = api.http.get(f"/v1/admin/jobs/{job['job_id']}")
+        retried = api.http.post(f"/v1/admin/jobs/{job['job_id']}/retry")
+        again = api.http.get(f"/v1/admin/jobs/{job['job_id']}")
+    assert job["total"] == 6 and job["counts"]["done"] == 3  # 3 texts, broken.pdf, 2 links
+    skipped = [i for i in detail.json()["items"] if (i["reason"] or "").startswith("skip")]
+    assert sorted((i["source"], i["reason"]) for i in skipped) == [
+        (str(root / "to-elsewhere"), "skipped: a link that leads outside the allowed folders"),
+        (str(root / "to-nowhere"), "skipped: a link that leads outside the allowed folders")]
+    assert retried.status_code == 200 and again.json()["total"] == 6
+    said = " ".join([detail.text, retried.text, again.text, caplog.text])
+    assert str(outside) not in said and "private-" not in said and "missing" not in said
+    assert api.container.registry.totals()["documents"] == 3
 
 
 def test_bad_requests_get_a_4xx_with_a_message(make_api: Callable[..., Api], root: Path) -> None:
@@ -123,6 +173,9 @@ def test_no_roots_configured_means_uploads_only(make_api: Callable[..., Api], ro
     assert Path(job["sources"][0]).parent == upload_root
     hits = api.container.searcher.search("kestrel fund trains", Principal("bob", ("hr",)))
     assert hits and hits[0].chunk.meta["source"].endswith("policy.txt")
+    assert hits[0].chunk.display == "policy.txt"  # not the upload folder's server path
+    info = api.container.registry.get(hits[0].chunk.doc_id)
+    assert info is not None and info.display_name == "policy.txt"
 
 
 def test_an_oversized_upload_is_refused_and_not_kept(make_api: Callable[..., Api]) -> None:
@@ -165,7 +218,8 @@ def test_readiness_names_what_is_unreachable(make_api: Callable[..., Api]) -> No
     ready = httpx.get(api.base + "/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready",
-                            "checks": {"database": "ok", "store": "ok", "model": "ok"}}
+                            "checks": {"database": "ok", "store": "ok", "model": "ok",
+                                       "answers": "ok"}}
 
     api.container.settings.jobs.mode = "celery"
     api.container.settings.jobs.broker_url = "redis://127.0.0.1:9/0"  # nothing listens

@@ -19,7 +19,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from core.audit import record_from_json, verify_chain
+from core.audit_export import record_from_json
+from core.audit_verify import verify_chain
 from core.container import Container
 from core.ports import Embedder
 from core.settings import Settings
@@ -100,7 +101,9 @@ def test_every_question_gets_one_complete_record(served: Api) -> None:
     for answer in answers:
         detail = auditor.get(f"/v1/audit/records/{answer['audit_id']}").json()
         body = detail["body"]
-        assert detail["check"] == {"content_intact": True, "linked": True}
+        assert detail["check"] == {"content_intact": True, "linked": True, "sealed": True,
+                                   "texts_intact": True}
+        assert detail["seal"]
         assert body["principal"]["user_id"] in {"ann", "bob"}
         assert body["question"] == detail["question"] and body["question"] in (LEAVE, OFF_TOPIC,
                                                                                 HOTEL)
@@ -154,12 +157,59 @@ def test_tampering_is_named_and_a_removed_record_is_a_gap(served: Api) -> None:
     assert report["first_broken"]["seq"] == target["seq"] + 1
     assert f"record {target['seq']} is missing" in report["first_broken"]["reason"]
 
-    with engine.begin() as conn:  # put it back as it was: the chain is whole again
+    with engine.begin() as conn:  # put it back as it was, seal too: the chain is whole again
         conn.execute(text("INSERT INTO audit_records (seq, record_id, kind, at, actor, refused, "
-                          "unsupported, question, answer, body, prev_hash, hash) VALUES (:seq, "
-                          ":record_id, :kind, :at, :actor, :refused, :unsupported, :question, "
-                          ":answer, :body, :prev_hash, :hash)"), dict(row))
+                          "unsupported, question, answer, body, prev_hash, hash, seal) VALUES "
+                          "(:seq, :record_id, :kind, :at, :actor, :refused, :unsupported, "
+                          ":question, :answer, :body, :prev_hash, :hash, :seal)"), dict(row))
     assert auditor.get("/v1/audit/verify").json()["intact"] is True
+
+
+def test_an_altered_kept_text_is_named_by_verify_and_marked_in_the_record(served: Api) -> None:
+    jack = _client(served, "jack")
+    auditor = _client(served, "audrey7", (), ("auditor",))
+    asked = jack.post("/v1/chat", json={"question": LEAVE}).json()
+    detail = auditor.get(f"/v1/audit/records/{asked['audit_id']}").json()
+    assert [p["intact"] for p in detail["passages"]] == [True] * len(detail["passages"])
+    target = detail["passages"][0]
+    key = (target["chunk_id"], target["text_sha256"])
+    # verify names the first record that retrieved the text: perhaps an earlier one.
+    first = next(r for r in served.container.audit.scan()
+                 if key in {(p["chunk_id"], p.get("text_sha256"))
+                            for p in r.body.get("retrieved", ())})
+    engine = served.container.database.engine
+    edit = text("UPDATE audit_texts SET text = :t WHERE chunk_id = :c AND text_sha256 = :h")
+    with engine.begin() as conn:
+        conn.execute(edit, {"t": "Employees get 90 days of paid leave.", "c": key[0], "h": key[1]})
+    try:
+        report = auditor.get("/v1/audit/verify").json()
+        assert report["intact"] is False
+        assert report["first_broken"]["record_id"] == first.record_id
+        assert report["first_broken"]["seq"] == first.seq
+        assert f"kept text of chunk {key[0]}" in report["first_broken"]["reason"]
+        assert "altered" in report["first_broken"]["reason"]
+        marked = auditor.get(f"/v1/audit/records/{asked['audit_id']}").json()
+        assert marked["check"]["texts_intact"] is False
+        assert marked["check"]["content_intact"] is True  # the record itself is untouched
+        flags = {p["chunk_id"]: p["intact"] for p in marked["passages"]}
+        assert flags.pop(key[0]) is False and set(flags.values()) <= {True}
+    finally:
+        with engine.begin() as conn:
+            conn.execute(edit, {"t": target["text"], "c": key[0], "h": key[1]})
+    assert auditor.get("/v1/audit/verify").json()["intact"] is True
+
+
+def test_the_checkpoint_route_covers_its_own_record(served: Api) -> None:
+    auditor = _client(served, "audrey8", (), ("auditor",))
+    checkpoint = auditor.get("/v1/audit/checkpoint").json()
+    own = _records(auditor, kind="audit.checkpoint", user="audrey8")
+    assert [r["seq"] for r in own] == [checkpoint["seq"]]
+    assert own[0]["hash"] == checkpoint["hash"] and checkpoint["signature"]
+    path = served.container.settings.resolved_checkpoint_file
+    assert json.loads(path.read_text().splitlines()[-1]) == checkpoint
+    report = auditor.get("/v1/audit/verify").json()
+    assert report["intact"] is True and report["checkpoints"] >= 2  # the first, and this one
+    assert report["sealed"] == report["records"]
 
 
 def test_a_record_keeps_the_text_it_cited_after_reingestion_and_legal_deletion(

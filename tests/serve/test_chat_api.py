@@ -161,16 +161,15 @@ def test_bad_requests_and_limits(served: Api, tmp_path: Path, real_embedder: Emb
                             headers={"content-type": "application/json"})
         assert unsized.status_code == 413 and "over 256 KB" in unsized.json()["detail"]
 
-        served.app_gate().take()  # every answer slot busy (the server allows 2)
-        served.app_gate().take()
+        leases = [served.app_gate().take(), served.app_gate().take()]  # the server allows 2
         try:
             busy = http.post("/v1/chat", json={"question": LEAVE})
             assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
             busy_stream = http.post("/v1/chat", json={"question": LEAVE, "stream": True})
             assert busy_stream.status_code == 503
         finally:
-            served.app_gate().give_back()
-            served.app_gate().give_back()
+            for lease in leases:
+                lease.release()
     assert httpx.post(f"{served.base}/v1/chat", json={"question": LEAVE}).status_code == 401
 
     limited = Container(Settings(data_dir=tmp_path / "data", serve={"rate_per_minute": 3},
@@ -188,7 +187,7 @@ def test_bad_requests_and_limits(served: Api, tmp_path: Path, real_embedder: Emb
 
 
 def test_every_route_but_health_needs_credentials(served: Api) -> None:
-    paths = httpx.get(served.base + "/openapi.json").json()["paths"]
+    paths = served.http.get("/openapi.json").json()["paths"]  # itself behind a key
     checked = 0
     for template, operations in paths.items():
         if template in ("/healthz", "/readyz"):
@@ -199,6 +198,8 @@ def test_every_route_but_health_needs_credentials(served: Api) -> None:
             assert response.status_code == 401, (method, template, response.text)
             checked += 1
     assert checked >= 13  # chat, 2 conversations, document, chunk, 2 openai, 6 admin
+    for hidden in ("/openapi.json", "/metrics"):  # not in the document, keyed all the same
+        assert httpx.get(served.base + hidden).status_code == 401, hidden
     assert httpx.get(served.base + "/healthz").status_code == 200
 
 

@@ -103,6 +103,25 @@ def test_a_metrics_token_guards_the_scrape(api_factory: Callable[..., Api]) -> N
     assert wrong.status_code == 401 and "s3cret" not in wrong.text
     ok = httpx.get(f"{api.base}/metrics", headers={"Authorization": "Bearer s3cret-scrape-token"})
     assert ok.status_code == 200 and "enclave_http_request_duration_seconds" in ok.text
+    # An admin's key serves as well as the token.
+    assert api.http.get("/metrics").status_code == 200
+
+
+def test_metrics_are_never_open(api_factory: Callable[..., Api]) -> None:
+    """Without a metrics token set, a scrape still needs an admin: the document and chunk
+    counts include documents most callers may not read."""
+    api = api_factory()
+    bare = httpx.get(f"{api.base}/metrics")
+    assert bare.status_code == 401 and bare.json()["error"] == "unauthenticated"
+    assert "enclave_documents" not in bare.text
+    assert bare.headers["www-authenticate"] == "Bearer"
+    employee = api.container.users.add("eve", (), ("employee",))
+    refused = httpx.get(f"{api.base}/metrics", headers={"Authorization": f"Bearer {employee}"})
+    assert refused.status_code == 403 and "enclave_documents" not in refused.text
+    unknown = httpx.get(f"{api.base}/metrics", headers={"Authorization": "Bearer ek_guess"})
+    assert unknown.status_code == 401
+    admin = api.http.get("/metrics")
+    assert admin.status_code == 200 and "enclave_documents" in admin.text
 
 
 def test_access_log_is_json_with_the_request_id_and_no_query(

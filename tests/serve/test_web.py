@@ -21,6 +21,7 @@ from core.container import Container
 from core.ports import Embedder
 from core.settings import Settings
 from serve.routes.web import CSP, WEB_DIR
+from serve.routes.web import security_headers as web_headers
 from tests.serve.conftest import Api
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -57,6 +58,19 @@ def api(tmp_path_factory: pytest.TempPathFactory, real_embedder: Embedder,
     container = Container(settings, embedder=real_embedder)
     assert not container.ingestor.ingest([samples["public"]]).failed
     assert not container.ingestor.ingest([samples["finance"]], ["finance"]).failed
+    server = Api(container)
+    yield server
+    server.stop()
+    container.close()
+
+
+@pytest.fixture(scope="module")
+def docs_api(tmp_path_factory: pytest.TempPathFactory, real_embedder: Embedder) -> Iterator[Api]:
+    """A server with ENCLAVE_SERVE__API_DOCS on (and no documents)."""
+    root = tmp_path_factory.mktemp("docs")
+    settings = Settings(data_dir=root / "data", serve={"api_docs": True},
+                        jobs={"mode": "inline"}, qdrant={"hold_open": False})
+    container = Container(settings, embedder=real_embedder)
     server = Api(container)
     yield server
     server.stop()
@@ -166,6 +180,8 @@ def test_pages_are_served_with_a_strict_policy(api: Api) -> None:
             assert asset.headers["content-security-policy"] == CSP
         # The pages need no key; the API behind them does.
         assert http.get("/v1/conversations").status_code == 401
+    pages = html_responses(api)
+    assert "/ui/" in pages, sorted(pages)
 
     files = [f for f in WEB_DIR.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
     assert {f.name for f in files} >= {"index.html", "app.js", "app.css"}
@@ -180,6 +196,84 @@ def test_pages_are_served_with_a_strict_policy(api: Api) -> None:
     html = (WEB_DIR / "index.html").read_text("utf-8")
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline script"
     assert not re.search(r"<style|\sstyle=|\son[a-z]+=", html, re.I), "inline style or handler"
+
+
+EXTERNAL = re.compile(
+    r"""(?:\b(?:src|href|action|srcset|poster|data)\s*=\s*["']?|url\(\s*["']?|@import\s+["'])"""
+    r"""\s*((?:[a-z][a-z0-9+.-]*:)?//[^\s"'<>)]*)""", re.I)
+LOCAL_REF = re.compile(r"""\b(?:src|href)\s*=\s*["']?(?!data:|#|[a-z][a-z0-9+.-]*:|//)([^\s"'<>]+)""",
+                       re.I)
+
+
+def external_refs(text: str, base: str) -> list[str]:
+    """Absolute URLs in src/href/url()/@import that point at another origin."""
+    return [url for url in EXTERNAL.findall(text) if not url.startswith(f"{base}/")]
+
+
+def html_responses(api: Api) -> dict[str, httpx.Response]:
+    """Every HTML response the server gives to a GET of one of its routes, without a key and
+    with an admin's (path parameters filled in), plus error pages; each one, and each script
+    or style sheet it loads, must load nothing from another origin and carry the policy."""
+    from starlette.routing import Mount
+
+    paths = {"/no/such/page", "/docs", "/redoc", "/docs/oauth2-redirect", "/ui/no-such-page",
+             "/ui/no-such-folder/"}
+    for route in api.server.config.app.routes:
+        if isinstance(route, Mount):
+            paths |= {f"{route.path}/", route.path}
+        elif "GET" in (getattr(route, "methods", None) or ()):
+            paths.add(re.sub(r"\{[^}]+\}", "x", route.path))
+    walker = api.container.users.add("html-walker", (), ("admin",))
+    policy = web_headers(api.container.settings.serve.oidc)["Content-Security-Policy"]
+    pages: dict[str, httpx.Response] = {}
+    with httpx.Client(base_url=api.base, timeout=30) as http:
+        for path in sorted(paths):
+            for auth in ({}, {"Authorization": f"Bearer {walker}"}):
+                reply = http.get(path, headers=auth)
+                if "html" not in reply.headers.get("content-type", "") and \
+                        not reply.text.lstrip().lower().startswith(("<!doctype", "<html")):
+                    continue
+                pages[path] = reply
+                assert reply.headers.get("content-security-policy") == policy, (path, reply.headers)
+                assert reply.headers.get("x-content-type-options") == "nosniff", path
+                assert not external_refs(reply.text, api.base), (path, external_refs(reply.text,
+                                                                                     api.base))
+                for ref in LOCAL_REF.findall(reply.text):
+                    asset = http.get(str(httpx.URL(str(reply.url)).join(ref)))
+                    assert asset.status_code == 200, (path, ref)
+                    assert asset.headers.get("content-security-policy") == policy, (path, ref)
+                    if "css" in asset.headers.get("content-type", ""):
+                        assert not external_refs(asset.text, api.base), (ref, external_refs(
+                            asset.text, api.base))
+    return pages
+
+
+def test_api_docs_are_off_by_default(api: Api, keys: dict[str, str]) -> None:
+    with httpx.Client(base_url=api.base, timeout=30) as http:
+        for path in ("/docs", "/redoc", "/docs/swagger-ui-bundle.js", "/docs/oauth2-redirect"):
+            assert http.get(path).status_code == 404, path
+        refused = http.get("/openapi.json")
+        assert refused.status_code == 401 and refused.json()["error"] == "unauthenticated"
+        schema = http.get("/openapi.json", headers={"Authorization": f"Bearer {keys['emma']}"})
+        assert schema.status_code == 200 and "/v1/chat" in schema.json()["paths"]
+
+
+def test_api_docs_when_on_are_served_from_here_under_the_policy(docs_api: Api) -> None:
+    with httpx.Client(base_url=docs_api.base, timeout=30) as http:
+        assert http.get("/openapi.json").status_code == 200  # open, as asked
+        assert http.get("/redoc").status_code == 404
+        page = http.get("/docs")
+        assert page.status_code == 200 and page.headers["content-security-policy"] == CSP
+        html = page.text
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline script"
+        assert not re.search(r"<style|\sstyle=|\son[a-z]+=", html, re.I), "inline style or handler"
+        for name, kind in (("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "text/css"),
+                           ("init.js", "javascript")):
+            asset = http.get(f"/docs/{name}")
+            assert asset.status_code == 200 and kind in asset.headers["content-type"], name
+            assert asset.headers["content-security-policy"] == CSP, name
+    pages = html_responses(docs_api)
+    assert {"/docs", "/ui/"} <= set(pages), sorted(pages)
 
 
 # -- the browser ---------------------------------------------------------------------------------
@@ -309,6 +403,37 @@ def test_auditor_finds_and_opens_the_record(page: Any, api: Api, keys: dict[str,
     assert lines and all(line.startswith("{") for line in lines)
     assert_all_named(page)
     no_unexpected_errors(page)
+
+
+@needs_chromium
+def test_the_audit_page_marks_an_altered_passage(page: Any, api: Api, keys: dict[str, str],
+                                                 expected: dict[str, Any]) -> None:
+    from playwright.sync_api import expect
+    from sqlalchemy import text
+
+    record = api.container.audit.get(expected["audit_id"])
+    key = (record.body["retrieved"][0]["chunk_id"], record.body["retrieved"][0]["text_sha256"])
+    original = api.container.audit.texts([key])[key].text
+    edit = text("UPDATE audit_texts SET text = :t WHERE chunk_id = :c AND text_sha256 = :h")
+    with api.container.database.engine.begin() as conn:
+        conn.execute(edit, {"t": "Tampered passage text.", "c": key[0], "h": key[1]})
+    try:
+        sign_in(page, api, keys["aldo"])
+        page.get_by_role("tab", name="Audit").click()
+        expect(page.get_by_text(re.compile(r"^Chain BROKEN at record #\d+: the kept text of "
+                                           rf"chunk {key[0]}"))).to_be_visible()
+        page.get_by_role("button", name=f"Open record {record.seq}").click()
+        detail = page.get_by_role("region", name=re.compile(rf"^Record #{record.seq}"))
+        expect(detail).to_contain_text("kept texts ALTERED or missing")
+        passages = detail.get_by_role("list", name="Retrieved passages").get_by_role("listitem")
+        expect(passages.first).to_contain_text("ALTERED")
+        expect(passages.first).to_contain_text("Tampered passage text.")
+        if len(record.body["retrieved"]) > 1:
+            expect(passages.nth(1)).not_to_contain_text("ALTERED")
+    finally:
+        with api.container.database.engine.begin() as conn:
+            conn.execute(edit, {"t": original, "c": key[0], "h": key[1]})
+    assert api.container.audit.verify().intact
 
 
 @needs_chromium
@@ -463,4 +588,22 @@ def test_tokens_show_while_streaming(page: Any, api: Api, keys: dict[str, str]) 
     expect(answer.locator(".answer-text")).to_have_text("Employees get 28 days [1].")
     expect(answer.locator(".tokens")).to_have_count(0)
     expect(page.get_by_role("status")).to_have_text("Answer ready.")
+    no_unexpected_errors(page)
+
+
+@needs_chromium
+def test_api_docs_render_without_leaving_the_server(page: Any, docs_api: Api) -> None:
+    """Swagger UI draws the API from this server alone, with no policy violation."""
+    from playwright.sync_api import expect
+
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(f"{docs_api.base}/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/v1/chat").first).to_be_visible()
+    page.locator(".opblock-summary", has_text="/v1/chat").first.click()
+    expect(page.get_by_role("button", name="Try it out").first).to_be_visible()
+    shot(page, "api-docs")
+    elsewhere = [u for u in requested if not u.startswith((f"{docs_api.base}/", "data:"))]
+    assert not elsewhere, elsewhere
+    assert f"{docs_api.base}/openapi.json" in requested
     no_unexpected_errors(page)
