@@ -233,6 +233,7 @@ def _row_json(q: Question, a: Answer, seconds: float) -> dict[str, Any]:
         "answerable": q.answerable,
         "question": q.text,
         "refused": a.refused,
+        "refusal_reason": a.refusal_reason or None,
         "answer": a.text,
         "cited_gold": [c.source.rsplit("/", 1)[-1] in q.gold for c in a.citations],
         "supported": [c.supported for c in a.checks],
