@@ -211,7 +211,10 @@ def test_concurrent_appenders_write_whole_lines_and_no_duplicates(tmp_path: Path
         lines = _checkpoint_lines(tmp_path)  # every line parses: none torn
         seqs = [line["seq"] for line in lines]
         assert seqs == sorted(set(seqs)), "a checkpoint was written twice or out of order"
-        assert result.checkpoints == len(lines) >= 48 // 2 // 2
+        # A process that finds another writing a checkpoint skips rather than waits
+        # (CheckpointFile), so how many get written depends on timing: at least the first
+        # and one due by records.
+        assert result.checkpoints == len(lines) >= 2
         kinds = {r.seq: r.kind for r in c.audit.scan()}
         assert {kinds[s] for s in seqs} == {"audit.checkpoint"}
         assert result.sealed == result.records == 48 + len(lines)
