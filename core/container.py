@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from ingest.jobs import JobRunner
     from ingest.pipeline import Ingestor
     from retrieval.search import Searcher
-    from serve.answer import Answerer
+    from serve.answering.answerer import Answerer
+    from serve.answering.service import AnswerService
 
 
 class Container:
@@ -181,7 +182,7 @@ class Container:
         llm = self.settings.llm
         match llm.mode:
             case "llama-cpp":
-                from serve.llm_local import LlamaCppGenerator
+                from serve.answering.llm_local import LlamaCppGenerator
 
                 return LlamaCppGenerator(
                     llm.model_path,
@@ -191,7 +192,7 @@ class Container:
                     threads=llm.threads,
                 )
             case "openai":
-                from serve.llm_openai import OpenAICompatibleGenerator
+                from serve.answering.llm_openai import OpenAICompatibleGenerator
 
                 assert llm.base_url is not None  # settings validation guarantees it
                 return OpenAICompatibleGenerator(
@@ -210,8 +211,8 @@ class Container:
     @cached_property
     def answerer(self) -> Answerer:
         from retrieval.sparse import Bm25SparseEncoder
-        from serve.answer import Answerer
-        from serve.verify import Verifier
+        from serve.answering.answerer import Answerer
+        from serve.answering.verify import Verifier
 
         analyzer = self.sparse if isinstance(self.sparse, Bm25SparseEncoder) else Bm25SparseEncoder()
         a = self.settings.answer
@@ -219,6 +220,14 @@ class Container:
         return Answerer(
             self.settings.answer, self.settings.llm, self.searcher, verifier, lambda: self.generator
         )
+
+    @cached_property
+    def answer_service(self) -> AnswerService:
+        """The one way an answer leaves enclave (serve/answering/service.py)."""
+        from serve.answering.service import AnswerService
+
+        return AnswerService(self.answerer, self.registry, self.audit, self.conversations,
+                             self.settings.answer.max_question_chars)
 
     def forget_connections(self) -> None:
         """After a fork: let go of the parent's pooled database connections, untouched."""

@@ -43,7 +43,7 @@ class TurnRow(Base):
 @dataclass(frozen=True, slots=True)
 class StoredTurn:
     question: str
-    answer: dict[str, Any]  # the reply as it was given (serve.schemas.ChatResponse)
+    answer: dict[str, Any]  # the reply as it was given (serve.http.schemas.ChatResponse)
     created_at: datetime
 
     def cited_documents(self) -> set[str]:

@@ -5,6 +5,8 @@
     EnclaveError
     ├── ConfigError                 settings that cannot work together
     ├── Abandoned                   the client went away before its answer was complete
+    ├── Withheld                    an answer cited a document its asker may not read: a
+    │                               fault upstream (the search's filter), never a leak
     ├── InputError                  a request or argument that is wrong (HTTP 4xx, CLI exit 2)
     │   ├── NotFound                no such document, chunk or path
     │   ├── AccessDenied            the principal may not see or do this (HTTP 403)
@@ -45,6 +47,10 @@ class ConfigError(EnclaveError):
 
 class Abandoned(EnclaveError):
     """Nothing more is sent: the answer's work stops at its next step and is recorded as such."""
+
+
+class Withheld(EnclaveError):
+    """The second access check stopped an answer; the record says so (answer.withheld)."""
 
 
 class InputError(EnclaveError):

@@ -21,7 +21,8 @@ ANSWER_STAGE_SECONDS = Histogram(
     "Time answering spends in each stage: rewrite, retrieve, relevance, generate, verify, total.",
     ["stage"], buckets=_FAST,
 )
-ANSWERS = Counter("enclave_answers_total", "Questions answered, by outcome.", ["outcome"])
+ANSWERS = Counter("enclave_answers_total",
+                  "Questions, by outcome: answered, not_found, unverified or error.", ["outcome"])
 LLM_TOKENS = Counter(
     "enclave_llm_tokens_total",
     "Model tokens: prompt (as the generator counts them) and completion (streamed).", ["kind"],

@@ -243,6 +243,9 @@ class ServeSettings(BaseModel):
     # GET /metrics needs 'Authorization: Bearer <token>' (Prometheus' bearer_token) or an
     # admin's API key.
     metrics_token: str | None = None
+    # Debugging only: streamed answers also carry the model's raw tokens, before
+    # verification (which may drop them); the audit record of each such answer says so.
+    stream_raw_tokens: bool = False
     # /docs (Swagger UI, served from a local package) and an unauthenticated /openapi.json.
     # Off: /docs does not exist and /openapi.json needs an API key.
     api_docs: bool = False

@@ -179,3 +179,8 @@ class Answer:
     shown: tuple[str, ...] = ()
     # Why a refusal: "not relevant", "context", "model", "unsupported" or "empty".
     refusal_reason: str = ""
+    # answered; not_found: no passage relevant enough; unverified: relevant passages exist
+    # but no sentence of the model's answer could be verified (the reply quotes them).
+    outcome: str = "answered"
+    # What the answer ran with, as it ran: retrieval, thresholds, policy, model, prompt.
+    ran_with: Mapping[str, Any] = field(default_factory=dict)

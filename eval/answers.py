@@ -2,7 +2,7 @@
 
 Every passage of both files (answerable and unanswerable questions) is written as one
 Markdown file and ingested into a fresh collection; every question is then asked through
-the same :class:`serve.answer.Answerer` the CLI and the API use. Printed: answerable
+the same :class:`serve.answering.service.AnswerService` the CLI and the API use. Printed: answerable
 questions answered %, citation precision (citations of answered answerable questions that
 point at the question's gold passage / all their citations), unanswerable questions
 refused %, supported-sentence %, and seconds per answer (median, p95).
@@ -102,7 +102,9 @@ def eval_answers(
         rows = []
         for i, q in enumerate(asked, 1):
             started = time.perf_counter()
-            answer = container.answerer.answer(q.text, ASKER)
+            # Through the same service as every other channel: checked, recorded.
+            service = container.answer_service
+            answer = service.answer(ASKER, service.prepare(ASKER, q.text, channel="eval")).answer
             rows.append((q, answer, time.perf_counter() - started))
             if progress:
                 progress(i, len(asked))
@@ -130,9 +132,15 @@ def score(rows: list[tuple[Question, Answer, float]]) -> dict[str, Any]:
     precise = sum(1 for q, c in citations if c.source.rsplit("/", 1)[-1] in q.gold)
     checks = [c for _, a, _ in rows for c in a.checks]
     seconds = sorted(s for _, _, s in rows)
+    outcomes = {
+        f"{kind}_{outcome}_pct": _pct(sum(a.outcome == outcome for _, a in group), len(group))
+        for kind, group in (("answerable", answerable), ("unanswerable", unanswerable))
+        for outcome in ("answered", "not_found", "unverified")
+    }
     return {
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
+        **outcomes,
         "answered_pct": _pct(len(answered), len(answerable)),
         "citation_precision": round(precise / len(citations), 3) if citations else None,
         "unanswerable_refused_pct": _pct(sum(a.refused for _, a in unanswerable), len(unanswerable)),
@@ -174,10 +182,10 @@ def support_sweep(clapnq: Path, embedder: Any = None) -> dict[str, Any]:
     against the most similar other passage of the pool (by embedding): close in topic,
     but not where the sentence came from.
     """
+    from core.sentences import split_sentences
     from core.types import Chunk
     from retrieval.sparse import Bm25SparseEncoder
-    from serve.sentences import split_sentences
-    from serve.verify import Verifier
+    from serve.answering.verify import Verifier
 
     if embedder is None:
         from ingest.embed import SentenceTransformerEmbedder
@@ -232,6 +240,7 @@ def _row_json(q: Question, a: Answer, seconds: float) -> dict[str, Any]:
         "id": q.qid,
         "answerable": q.answerable,
         "question": q.text,
+        "outcome": a.outcome,
         "refused": a.refused,
         "refusal_reason": a.refusal_reason or None,
         "answer": a.text,

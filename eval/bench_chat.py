@@ -3,6 +3,11 @@
 Prints latency percentiles of the answered requests, throughput, and every other outcome
 by status: at the configured concurrency there should be none; beyond it, clean 503s
 (answer slots full) or 429s (rate limit), each with Retry-After, and never a 5xx else.
+
+With ``--stream`` the chats are streamed and each is timed three times over: to the model's
+first raw token (sent only by a server started with ENCLAVE_SERVE__STREAM_RAW_TOKENS=true,
+a debugging setting: the same stream then carries both), to the first verified sentence (what
+a reader first sees), and to the whole answer.
 """
 
 from __future__ import annotations
@@ -62,6 +67,73 @@ async def _fire(url: str, key: str, question: str, concurrency: int, requests: i
         # Nearest rank: the smallest latency at or above 95% of the answered requests.
         "p95_s": round(latencies[math.ceil(0.95 * len(latencies)) - 1], 3) if latencies else None,
     }
+
+
+async def _stream(url: str, key: str, question: str, concurrency: int, requests: int,
+                  timeout_s: float) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {key}"}
+    first_token: list[float] = []
+    first_sentence: list[float] = []
+    total: list[float] = []
+    statuses: Counter[str] = Counter()
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(requests):
+        queue.put_nowait(n)
+
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout_s) as client:
+        async def one() -> None:
+            started = time.perf_counter()
+            seen: dict[str, float] = {}
+            async with client.stream("POST", "/v1/chat",
+                                     json={"question": question, "stream": True}) as response:
+                statuses[str(response.status_code)] += 1
+                if response.status_code != 200:
+                    return
+                async for line in response.aiter_lines():
+                    if line.startswith("event:"):
+                        seen.setdefault(line.split(":", 1)[1].strip(), time.perf_counter() - started)
+            if "answer" not in seen:
+                statuses["no answer event"] += 1
+                return
+            total.append(seen["answer"])
+            # An answer with no verified sentence (not found, unverified) shows its first
+            # words with the answer event.
+            first_sentence.append(seen.get("sentence", seen["answer"]))
+            if "token" in seen:
+                first_token.append(seen["token"])
+
+        async def worker() -> None:
+            while not queue.empty():
+                queue.get_nowait()
+                try:
+                    await one()
+                except httpx.HTTPError as exc:
+                    statuses[type(exc).__name__] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {
+        "concurrency": concurrency, "requests": requests, "answered": len(total),
+        "statuses": dict(statuses), "seconds": round(elapsed, 2),
+        "first_raw_token": _percentiles(first_token),
+        "first_verified_sentence": _percentiles(first_sentence),
+        "whole_answer": _percentiles(total),
+    }
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    values = sorted(values)
+    if not values:
+        return {"p50_s": None, "p95_s": None}
+    return {"p50_s": round(statistics.median(values), 3),
+            "p95_s": round(values[math.ceil(0.95 * len(values)) - 1], 3)}
+
+
+def bench_stream(url: str, key: str, question: str, concurrency: list[int], requests: int,
+                 timeout_s: float = 300.0) -> dict[str, Any]:
+    runs = [asyncio.run(_stream(url, key, question, n, requests, timeout_s)) for n in concurrency]
+    return {"url": url, "question": question, "runs": runs}
 
 
 def bench_chat(url: str, key: str, question: str, concurrency: list[int], requests: int,

@@ -1,4 +1,5 @@
-"""Section-aware, token-bounded chunks built with llama-index's SentenceSplitter.
+"""Section-aware, token-bounded chunks built with llama-index's SentenceSplitter, cutting
+at the sentences of enclave's own segmenter (core/sentences.py).
 
 A Title element starts a section; the section's text (title included) is split into
 passages that fit the embedding model, and every passage of the section carries its
@@ -12,6 +13,7 @@ import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from core.sentences import sentence_pieces
 from core.types import Chunk, Element, ParsedDocument, make_chunk_id
 
 
@@ -41,6 +43,9 @@ class SectionChunker:
             chunk_overlap=self.overlap_tokens,
             tokenizer=tokenize,
             paragraph_separator="\n\n",
+            # enclave's one segmenter (core/sentences.py), not nltk's: a chunk then ends
+            # where verification and extraction see a sentence end.
+            chunking_tokenizer_fn=sentence_pieces,
             include_metadata=False,
             include_prev_next_rel=False,
         )

@@ -8,6 +8,8 @@ version until the new one is complete, then only the new one.
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.errors import InputError
 from core.ports import Embedder, SparseEncoder, VectorStore
 from core.registry import Registry
@@ -48,6 +50,20 @@ class Searcher:
         if not 1 <= k <= 100:
             raise InputError("k must be between 1 and 100")
         return self.ranked(query, principal, k, mode or self.settings.mode)
+
+    def describe(self, k: int, mode: str | None = None) -> dict[str, Any]:
+        """What a search with these arguments runs: for the record of an answer, which must
+        say what ran, not what the configuration says now."""
+        mode = mode or self.settings.mode
+        ran: dict[str, Any] = {"mode": mode, "k": k, "overfetch": OVERFETCH,
+                               "embedding_model": self.embedder.name,
+                               "store": type(self.store).__name__}
+        if mode == "hybrid":
+            ran["fusion"] = self.settings.fusion
+            ran["prefetch"] = max(self.settings.prefetch, k + OVERFETCH)
+            if self.settings.fusion == "minmax":
+                ran["dense_weight"] = self.settings.dense_weight
+        return ran
 
     def ranked(self, query: str, principal: Principal, limit: int, mode: str) -> list[Hit]:
         """The best ``limit`` live chunks by ``mode`` (hybrid, dense or sparse), unchecked:

@@ -103,7 +103,7 @@ def container(settings: Settings, real_embedder: Embedder) -> Iterator[Container
 
 @pytest.fixture(scope="session")
 def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from serve.demo import write_samples
+    from serve.cli.demo import write_samples
 
     return write_samples(tmp_path_factory.mktemp("samples"))
 

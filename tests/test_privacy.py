@@ -43,7 +43,7 @@ HOOKED_RUN = textwrap.dedent(
 
     sys.addaudithook(hook)
 
-    from serve.cli import app
+    from serve.cli.main import app
 
     outcomes = []
     for argv in json.loads(sys.argv[1]):

@@ -34,7 +34,7 @@ def test_server_mode_needs_a_url(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_serve_shares_the_embedded_store_unless_told_it_is_alone(monkeypatch: pytest.MonkeyPatch):
-    from serve.cli_common import shared_settings
+    from serve.cli.common import shared_settings
 
     monkeypatch.delenv("ENCLAVE_QDRANT__HOLD_OPEN", raising=False)
     assert shared_settings().qdrant.hold_open is False

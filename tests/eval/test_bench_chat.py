@@ -29,3 +29,29 @@ def test_bench_chat_reports_latency_and_outcomes(
         assert run["answered"] == 6 and run["errors"] == 0 and run["statuses"] == {"200": 6}
         assert 0 < run["p50_s"] <= run["p95_s"]
     assert result["runs"][0]["throughput_vs_first"] == 1.0
+
+
+def test_bench_chat_stream_times_the_first_token_sentence_and_answer(
+    tmp_path: Path, samples: dict[str, Path], real_embedder: Embedder
+) -> None:
+    from eval.bench_chat import bench_stream
+
+    # The real model in process, raw tokens on (the debugging setting) so one stream
+    # carries the model's first token and the first verified sentence.
+    container = Container(Settings(data_dir=tmp_path / "data",
+                                   serve={"stream_raw_tokens": True, "rate_per_minute": 10_000}),
+                          embedder=real_embedder)
+    assert not container.ingestor.ingest([samples["public"]]).failed
+    api = Api(container)
+    try:
+        key = container.users.add("bench", (), ("employee",))
+        result = bench_stream(api.base, key, "How many days of paid leave do employees get?",
+                              [1], requests=3)
+    finally:
+        api.stop()
+        container.close()
+    [run] = result["runs"]
+    assert run["answered"] == 3 and run["statuses"] == {"200": 3}
+    token, sentence, whole = (run[k]["p50_s"] for k in
+                              ("first_raw_token", "first_verified_sentence", "whole_answer"))
+    assert 0 < token <= sentence <= whole

@@ -14,9 +14,9 @@ import pytest
 from core.container import Container
 from core.ports import Embedder, FakeGenerator
 from core.settings import Settings
-from serve.answer import Answerer
-from serve.app import create_app
-from serve.server import build_server
+from serve.answering.answerer import Answerer
+from serve.http.app import create_app
+from serve.http.server import build_server
 from tests.conftest import free_port
 
 INJECTION_MD = """\

@@ -14,7 +14,7 @@ import httpx
 from core.jobs import DONE
 from tests.conftest import ENCLAVE, free_port
 from tests.serve.conftest import Api
-from tests.serve.test_observe import _sample
+from tests.serve.http.test_observe import _sample
 from tests.workers.conftest import Cluster, write_texts
 
 

@@ -1,0 +1,1 @@
+"""The `enclave` commands."""

@@ -1,0 +1,148 @@
+"""``enclave bench``: benchmarks that print figures, each against a baseline of the same run (not tests)."""
+
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from serve.cli.common import JsonOpt, out, print_figures, run_cli
+
+
+def bench_ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
+    embedding: Annotated[str, typer.Option(
+        help="Embedding modes to compare, comma-separated; the first is the baseline.")]
+    = "sentence-transformers,onnx-int8",
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest into a fresh, temporary data dir per embedding mode: pages/s and chunks/s per
+    stage, and each mode's rates as a ratio of the first's, measured in the same run."""
+    from eval.bench import EMBEDDINGS
+    from eval.bench import bench_ingest as run_bench
+
+    modes = [m.strip() for m in embedding.split(",") if m.strip()]
+    unknown = set(modes) - set(EMBEDDINGS)
+    if not modes or unknown:
+        raise typer.BadParameter(
+            f"unknown embedding mode(s) {sorted(unknown)}: {', '.join(EMBEDDINGS)}",
+            param_hint="--embedding")
+    result = run_cli(lambda: run_bench(paths, modes))
+    if as_json:
+        out.print_json(data=result)
+        return
+    stages = ("parse", "chunk", "embed", "store", "total")
+    for run in result["runs"]:
+        out.print(f"{run['embedding']} ({run['model']}): {run['files']} files, "
+                  f"{run['pages']} pages, {run['chunks']} chunks, {run['failed']} failed, "
+                  f"{run['total_s']:.1f} s (model load {run['model_load_s']:.1f} s)")
+        for stage in stages:
+            ratio = run["ratio_vs_first"][stage]
+            out.print(f"  {stage:<6} {run[f'{stage}_chunks_per_s']:>9.1f} chunks/s  "
+                      f"{ratio:.2f}x {result['runs'][0]['embedding']}")
+
+
+def bench_jobs(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
+    workers: Annotated[str, typer.Option(help="Worker process counts to compare.")] = "1,2",
+    as_json: JsonOpt = False,
+) -> None:
+    """Pages/s with N worker processes, and submit-to-searchable seconds for one small file."""
+    from eval.bench_jobs import bench_jobs as run_bench
+
+    counts = [int(n) for n in workers.split(",") if n.strip()]
+    result = run_cli(lambda: run_bench([p.absolute() for p in paths], counts))
+    if as_json:
+        out.print_json(data=result)
+        return
+    for run in result["runs"]:
+        out.print(
+            f"{run['workers']} worker(s): {run['pages']} pages in {run['seconds']} s = "
+            f"{run['pages_per_s']} pages/s ({run['speedup_vs_first']}x), "
+            f"{run['files_done']} files done, {run['files_failed']} failed; "
+            f"one small file submit->searchable {run['submit_to_searchable_s']} s"
+        )
+
+
+def bench_audit(
+    postgres: Annotated[str | None, typer.Option(
+        help="A PostgreSQL server URL (a scratch database is made there); default SQLite.")]
+    = None,
+    records: Annotated[int, typer.Option(help="Records to append.")] = 2000,
+    writers: Annotated[int, typer.Option(help="Processes appending at once.")] = 4,
+    as_json: JsonOpt = False,
+) -> None:
+    """Audit appends/s against plain inserts of the same rows, unsealed and sealed (p50/p95
+    of both in the same run), and verify's records/s."""
+    from eval.bench_audit import bench_audit as run_bench
+
+    result = run_cli(lambda: run_bench(postgres, records, writers))
+    if as_json:
+        out.print_json(data=result)
+        return
+    out.print(
+        f"{result['database']}: {result['appends_per_s']} appends/s "
+        f"({result['append_vs_plain_insert']}x plain inserts at {result['plain_inserts_per_s']}/s), "
+        f"p50 {result['append_p50_ms']} ms, p95 {result['append_p95_ms']} ms unsealed; "
+        f"sealed {result['sealed_appends_per_s']} appends/s, p50 "
+        f"{result['sealed_append_p50_ms']} ms ({result['sealed_vs_unsealed_p50']}x), p95 "
+        f"{result['sealed_append_p95_ms']} ms ({result['sealed_vs_unsealed_p95']}x), checkpoint "
+        f"every {result['checkpoint_every']} records; "
+        f"{result['writers']} writers {result['parallel_appends_per_s']} sealed appends/s; "
+        f"verify {result['verify_records_per_s']} records/s sealed "
+        f"({result['verify_unsealed_records_per_s']} unsealed) over {result['verify_records']} "
+        f"(intact: {result['verify_intact']})"
+    )
+
+
+def bench_chat(
+    key: Annotated[str, typer.Option(help="An API key of the server's (enclave users add).")],
+    url: Annotated[str, typer.Option(help="The running server.")] = "http://127.0.0.1:8000",
+    concurrency: Annotated[str, typer.Option(help="Concurrent clients, e.g. 1,2,8.")] = "1,2,8",
+    requests: Annotated[int, typer.Option(help="Chats per run.")] = 20,
+    question: Annotated[str, typer.Option(help="What every chat asks.")]
+    = "How many days of paid leave do employees get?",
+    stream: Annotated[bool, typer.Option(
+        "--stream", help="Streamed chats: time to the first raw token (a server with "
+        "ENCLAVE_SERVE__STREAM_RAW_TOKENS=true), to the first verified sentence, and to the "
+        "whole answer.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fire concurrent chats at a running server: p50/p95, answers/s, errors by status."""
+    from eval.bench_chat import bench_chat as run_bench
+    from eval.bench_chat import bench_stream
+
+    counts = [int(n) for n in concurrency.split(",") if n.strip()]
+    result = (bench_stream if stream else run_bench)(url, key, question, counts, requests)
+    if as_json:
+        out.print_json(data=result)
+        return
+    for run in result["runs"]:
+        if stream:
+            parts = [f"{name.replace('_', ' ')} p50 {run[name]['p50_s']} s / p95 "
+                     f"{run[name]['p95_s']} s"
+                     for name in ("first_raw_token", "first_verified_sentence", "whole_answer")]
+            out.print(f"concurrency {run['concurrency']}: {run['answered']}/{run['requests']} "
+                      f"answered; " + "; ".join(parts) + f"; statuses {run['statuses']}")
+            continue
+        out.print(
+            f"concurrency {run['concurrency']}: {run['answered']}/{run['requests']} answered in "
+            f"{run['seconds']} s ({run['answers_per_s']}/s, {run['throughput_vs_first']}x), "
+            f"p50 {run['p50_s']} s, "
+            f"p95 {run['p95_s']} s; statuses {run['statuses']}; errors {run['errors']}; "
+            f"429/503 without Retry-After {run['rejected_without_retry_after']}"
+        )
+
+
+def bench_search(
+    chunks: Annotated[int, typer.Option(help="Chunks in the store.")] = 100_000,
+    queries: Annotated[int, typer.Option(help="Queries to time.")] = 200,
+    as_json: JsonOpt = False,
+) -> None:
+    """p50/p95 latency of hybrid search with the access filter in the embedded store."""
+    from eval.bench import bench_search as run_bench
+
+    result = run_cli(lambda: run_bench(chunks, queries))
+    print_figures(result, as_json)

@@ -1,0 +1,1 @@
+"""The HTTP API: app, routes, dependencies, schemas, middleware, OIDC and the web pages."""

@@ -1,0 +1,648 @@
+"""The web front end (/ui) in a real browser: Debian's Chromium driven by Playwright.
+
+One server for the module: extractive answers (no model, verbatim sentences, real
+citations) over the sample documents, and inline jobs confined to one folder. Each test has
+its own browser context, so its own sessionStorage (its own sign-in). A screenshot per
+scenario goes to artifacts/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.container import Container
+from core.ports import Embedder
+from core.settings import Settings
+from serve.http.routes.web import CSP, WEB_DIR
+from serve.http.routes.web import security_headers as web_headers
+from tests.serve.conftest import Api
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).parents[2] / "artifacts" / "screenshots"
+QUESTION = "How many days of paid leave do employees get?"
+TIMEOUT_MS = 30_000
+
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="no /usr/bin/chromium (apt-get install chromium) for the browser tests")
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def share(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder the admin may ingest: two notes and one corrupt PDF."""
+    folder = tmp_path_factory.mktemp("share")
+    (folder / "juniper.md").write_text(
+        "# Juniper archive\n\nThe juniper archive holds the 2019 board minutes.\n", "utf-8")
+    (folder / "lanterns.txt").write_text("Lanterns are checked every Friday by facilities.\n",
+                                         "utf-8")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 broken")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, real_embedder: Embedder,
+        samples: dict[str, Path], share: Path) -> Iterator[Api]:
+    root = tmp_path_factory.mktemp("web")
+    settings = Settings(data_dir=root / "data", answer={"mode": "extractive"},
+                        jobs={"mode": "inline", "allowed_roots": [share]},
+                        qdrant={"hold_open": False})
+    container = Container(settings, embedder=real_embedder)
+    assert not container.ingestor.ingest([samples["public"]]).failed
+    assert not container.ingestor.ingest([samples["finance"]], ["finance"]).failed
+    server = Api(container)
+    yield server
+    server.stop()
+    container.close()
+
+
+@pytest.fixture(scope="module")
+def docs_api(tmp_path_factory: pytest.TempPathFactory, real_embedder: Embedder) -> Iterator[Api]:
+    """A server with ENCLAVE_SERVE__API_DOCS on (and no documents)."""
+    root = tmp_path_factory.mktemp("docs")
+    settings = Settings(data_dir=root / "data", serve={"api_docs": True},
+                        jobs={"mode": "inline"}, qdrant={"hold_open": False})
+    container = Container(settings, embedder=real_embedder)
+    server = Api(container)
+    yield server
+    server.stop()
+    container.close()
+
+
+@pytest.fixture(scope="module")
+def keys(api: Api) -> dict[str, str]:
+    users = api.container.users
+    return {"emma": users.add("emma", (), ("employee",)),
+            "aldo": users.add("aldo", (), ("auditor",)),
+            "admin": api.admin_key}
+
+
+@pytest.fixture(scope="module")
+def expected(api: Api, keys: dict[str, str]) -> dict[str, Any]:
+    """The JSON API's answer to the question, for comparison with what the page shows."""
+    reply = httpx.post(f"{api.base}/v1/chat", json={"question": QUESTION}, timeout=120,
+                       headers={"Authorization": f"Bearer {keys['emma']}"})
+    assert reply.status_code == 200, reply.text
+    body: dict[str, Any] = reply.json()
+    assert not body["refused"] and body["citations"], body
+    return body
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium for the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh context; console errors (CSP violations among them) fail the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.console_errors = errors
+    yield tab
+    context.close()
+
+
+def no_unexpected_errors(page: Any) -> None:
+    # The browser logs a refused request (a wrong key's 401, a missing role's 403) as a failed
+    # resource; nothing else may be logged (a CSP violation, a script error, a 404).
+    real = [e for e in page.console_errors if not re.search(r"status of 40[13]\b", e)]
+    assert not real, real
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Any, api: Api, key: str) -> None:
+    page.goto(f"{api.base}/")  # redirected to /ui/
+    page.get_by_label("API key").fill(key)
+    page.get_by_label("API key").press("Enter")  # the keyboard submits
+
+
+UNNAMED = re.compile(r"^\s*- (button|textbox|searchbox|combobox|checkbox|link|tab)\s*(:.*)?$")
+
+
+def assert_all_named(page: Any) -> None:
+    """Every visible control in the accessibility tree has an accessible name."""
+    tree = page.locator("body").aria_snapshot()
+    unnamed = [line for line in tree.splitlines() if UNNAMED.match(line)]
+    assert not unnamed, f"controls without a name:\n{tree}"
+
+
+def ask(page: Any, question: str) -> Any:
+    from playwright.sync_api import expect
+
+    page.get_by_label("Question").fill(question)
+    page.get_by_role("button", name="Ask").click()
+    answer = page.locator("#turns li.turn").last.locator(".answer")
+    expect(answer).not_to_have_class(re.compile("streaming"), timeout=120_000)
+    return answer
+
+
+# -- plain HTTP ----------------------------------------------------------------------------------
+
+
+def test_pages_are_served_with_a_strict_policy(api: Api) -> None:
+    with httpx.Client(base_url=api.base, timeout=30) as http:
+        home = http.get("/")
+        assert home.status_code in (302, 303, 307) and home.headers["location"] == "/ui/"
+        page = http.get("/ui/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert page.headers["content-security-policy"] == CSP
+        assert "frame-ancestors 'none'" in CSP and "script-src 'self'" in CSP
+        assert page.headers["x-content-type-options"] == "nosniff"
+        for name in ("app.js", "api.js", "chat.js", "audit.js", "admin.js", "dom.js", "app.css"):
+            asset = http.get(f"/ui/{name}")
+            assert asset.status_code == 200, name
+            kind = "text/css" if name.endswith(".css") else "javascript"
+            assert kind in asset.headers["content-type"], (name, asset.headers["content-type"])
+            assert asset.headers["content-security-policy"] == CSP
+        # The pages need no key; the API behind them does.
+        assert http.get("/v1/conversations").status_code == 401
+    pages = html_responses(api)
+    assert "/ui/" in pages, sorted(pages)
+
+    files = [f for f in WEB_DIR.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+    assert {f.name for f in files} >= {"index.html", "app.js", "app.css"}
+    for f in files:
+        text = f.read_text("utf-8")
+        external = re.findall(r"https?://(?!127\.0\.0\.1|localhost)[^\s\"'<>)]*", text)
+        external += re.findall(r"(?:src|href|url)\s*[=(]\s*[\"']?//[^\s\"'<>)]*", text)
+        assert not external, f"{f.name}: external URLs {external}"
+        assert "innerHTML" not in text and "outerHTML" not in text and "insertAdjacentHTML" \
+            not in text, f"{f.name}: builds HTML from strings"
+        assert "eval(" not in text and "new Function" not in text, f.name
+    html = (WEB_DIR / "index.html").read_text("utf-8")
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline script"
+    assert not re.search(r"<style|\sstyle=|\son[a-z]+=", html, re.I), "inline style or handler"
+
+
+EXTERNAL = re.compile(
+    r"""(?:\b(?:src|href|action|srcset|poster|data)\s*=\s*["']?|url\(\s*["']?|@import\s+["'])"""
+    r"""\s*((?:[a-z][a-z0-9+.-]*:)?//[^\s"'<>)]*)""", re.I)
+LOCAL_REF = re.compile(r"""\b(?:src|href)\s*=\s*["']?(?!data:|#|[a-z][a-z0-9+.-]*:|//)([^\s"'<>]+)""",
+                       re.I)
+
+
+def external_refs(text: str, base: str) -> list[str]:
+    """Absolute URLs in src/href/url()/@import that point at another origin."""
+    return [url for url in EXTERNAL.findall(text) if not url.startswith(f"{base}/")]
+
+
+def html_responses(api: Api) -> dict[str, httpx.Response]:
+    """Every HTML response the server gives to a GET of one of its routes, without a key and
+    with an admin's (path parameters filled in), plus error pages; each one, and each script
+    or style sheet it loads, must load nothing from another origin and carry the policy."""
+    from starlette.routing import Mount
+
+    paths = {"/no/such/page", "/docs", "/redoc", "/docs/oauth2-redirect", "/ui/no-such-page",
+             "/ui/no-such-folder/"}
+    for route in api.server.config.app.routes:
+        if isinstance(route, Mount):
+            paths |= {f"{route.path}/", route.path}
+        elif "GET" in (getattr(route, "methods", None) or ()):
+            paths.add(re.sub(r"\{[^}]+\}", "x", route.path))
+    walker = api.container.users.add("html-walker", (), ("admin",))
+    policy = web_headers(api.container.settings.serve.oidc)["Content-Security-Policy"]
+    pages: dict[str, httpx.Response] = {}
+    with httpx.Client(base_url=api.base, timeout=30) as http:
+        for path in sorted(paths):
+            for auth in ({}, {"Authorization": f"Bearer {walker}"}):
+                reply = http.get(path, headers=auth)
+                if "html" not in reply.headers.get("content-type", "") and \
+                        not reply.text.lstrip().lower().startswith(("<!doctype", "<html")):
+                    continue
+                pages[path] = reply
+                assert reply.headers.get("content-security-policy") == policy, (path, reply.headers)
+                assert reply.headers.get("x-content-type-options") == "nosniff", path
+                assert not external_refs(reply.text, api.base), (path, external_refs(reply.text,
+                                                                                     api.base))
+                for ref in LOCAL_REF.findall(reply.text):
+                    asset = http.get(str(httpx.URL(str(reply.url)).join(ref)))
+                    assert asset.status_code == 200, (path, ref)
+                    assert asset.headers.get("content-security-policy") == policy, (path, ref)
+                    if "css" in asset.headers.get("content-type", ""):
+                        assert not external_refs(asset.text, api.base), (ref, external_refs(
+                            asset.text, api.base))
+    return pages
+
+
+def test_api_docs_are_off_by_default(api: Api, keys: dict[str, str]) -> None:
+    with httpx.Client(base_url=api.base, timeout=30) as http:
+        for path in ("/docs", "/redoc", "/docs/swagger-ui-bundle.js", "/docs/oauth2-redirect"):
+            assert http.get(path).status_code == 404, path
+        refused = http.get("/openapi.json")
+        assert refused.status_code == 401 and refused.json()["error"] == "unauthenticated"
+        schema = http.get("/openapi.json", headers={"Authorization": f"Bearer {keys['emma']}"})
+        assert schema.status_code == 200 and "/v1/chat" in schema.json()["paths"]
+
+
+def test_api_docs_when_on_are_served_from_here_under_the_policy(docs_api: Api) -> None:
+    with httpx.Client(base_url=docs_api.base, timeout=30) as http:
+        assert http.get("/openapi.json").status_code == 200  # open, as asked
+        assert http.get("/redoc").status_code == 404
+        page = http.get("/docs")
+        assert page.status_code == 200 and page.headers["content-security-policy"] == CSP
+        html = page.text
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline script"
+        assert not re.search(r"<style|\sstyle=|\son[a-z]+=", html, re.I), "inline style or handler"
+        for name, kind in (("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "text/css"),
+                           ("init.js", "javascript")):
+            asset = http.get(f"/docs/{name}")
+            assert asset.status_code == 200 and kind in asset.headers["content-type"], name
+            assert asset.headers["content-security-policy"] == CSP, name
+    pages = html_responses(docs_api)
+    assert {"/docs", "/ui/"} <= set(pages), sorted(pages)
+
+
+# -- the browser ---------------------------------------------------------------------------------
+
+
+@needs_chromium
+def test_employee_asks_and_opens_a_citation(page: Any, api: Api, keys: dict[str, str],
+                                            expected: dict[str, Any]) -> None:
+    from playwright.sync_api import expect
+
+    # A wrong key: an error, and no chat.
+    sign_in(page, api, "ek_wrong-key")
+    expect(page.get_by_role("alert")).to_contain_text("unknown or revoked API key")
+    expect(page.get_by_label("Question")).to_be_hidden()
+    assert page.url.endswith("/ui/")
+
+    page.get_by_label("API key").fill(keys["emma"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("tab", name="Chat")).to_have_attribute("aria-selected", "true")
+    assert page.evaluate("sessionStorage.getItem('enclave.apiKey')") == keys["emma"]
+
+    answer = ask(page, QUESTION)
+    first = next(c for c in expected["citations"] if c["n"] == 1)
+    expect(answer.locator(".answer-text")).to_have_text(expected["answer"])
+    cite = answer.get_by_role("button", name=re.compile(r"^Citation 1: "))
+    expect(cite).to_have_attribute("aria-label", re.compile(re.escape(first["source"])))
+    cite.click()
+    panel = page.get_by_role("dialog", name="Citation 1")
+    expect(panel).to_be_visible()
+    mark = panel.locator("mark")
+    expect(mark).to_have_text(first["quote"])
+    chunk = httpx.get(f"{api.base}/v1/chunks/{first['chunk_id']}", timeout=30,
+                      headers={"Authorization": f"Bearer {keys['emma']}"}).json()
+    expect(panel.locator("blockquote")).to_have_text(chunk["text"])
+    expect(panel).to_contain_text(first["source"])
+    expect(panel).to_contain_text(first["version"])
+    shot(page, "web-chat-citation")
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+    # One number, several quotes (a sentence each): the second [1] marks its own quote.
+    again = [c for c in expected["citations"] if c["n"] == 1][1:]
+    if again:
+        answer.get_by_role("button", name=re.compile(r"^Citation 1, quote 2: ")).click()
+        expect(panel.locator("mark")).to_have_text(again[0]["quote"])
+        panel.get_by_role("button", name="Close").click()
+        expect(panel).to_be_hidden()
+
+    # A follow-up stays in the conversation; the sidebar lists it and reopens its turns.
+    ask(page, "And how many of those days can be carried over?")
+    listed = page.get_by_role("button", name=re.compile("^Open conversation: "))
+    expect(listed).to_have_count(2)  # this one, and the JSON API's in `expected`
+    current = page.locator("#conversations button[aria-current='true']")
+    expect(current).to_have_count(1)
+    expect(current).to_contain_text("paid leave")
+    conversation = page.locator(f"#conversations button[data-id='{current.get_attribute('data-id')}']")
+    page.get_by_role("button", name="New conversation").click()
+    expect(page.locator("#turns li.turn")).to_have_count(0)
+    conversation.click()
+    expect(page.locator("#turns li.turn")).to_have_count(2)
+    expect(page.locator("#turns li.turn").first.locator(".answer-text")).to_have_text(
+        expected["answer"])
+
+    # Not an auditor: the audit page says which role it needs.
+    page.get_by_role("tab", name="Audit").click()
+    expect(page.get_by_role("tabpanel", name="Audit").get_by_role("alert")).to_have_text(
+        re.compile("^This page needs the auditor role"))
+    assert_all_named(page)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("API key")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('enclave.apiKey')") is None
+    expect(page.locator("#turns li, #conversations li")).to_have_count(0)  # nothing left behind
+    no_unexpected_errors(page)
+
+
+@needs_chromium
+def test_refusal_is_shown_as_a_refusal(page: Any, api: Api, keys: dict[str, str]) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, api, keys["emma"])
+    answer = ask(page, "What is the airspeed velocity of an unladen swallow?")
+    expect(answer).to_have_class(re.compile("refused"))
+    expect(answer).to_contain_text("do not answer this question")
+    expect(answer.get_by_role("list", name="Closest passages")).to_be_visible()
+    no_unexpected_errors(page)
+
+
+@needs_chromium
+def test_auditor_finds_and_opens_the_record(page: Any, api: Api, keys: dict[str, str],
+                                            expected: dict[str, Any]) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, api, keys["aldo"])
+    page.get_by_role("tab", name="Audit").click()
+    expect(page.get_by_text(re.compile(r"^Chain intact: \d+ records"))).to_be_visible()
+    page.get_by_label("Text", exact=True).fill("paid leave")
+    page.get_by_label("User", exact=True).fill("emma")
+    page.get_by_role("button", name="Search records").click()
+    rows = page.locator("#audit-table tbody tr")
+    same = httpx.get(f"{api.base}/v1/audit/records", timeout=30,
+                     params={"text": "paid leave", "user": "emma"},
+                     headers={"Authorization": f"Bearer {keys['aldo']}"}).json()["records"]
+    expect(rows).to_have_count(len(same))  # the filtered list has replaced the first one
+    expect(rows.filter(has_text=QUESTION).first).to_be_visible()
+    for row in rows.all():
+        expect(row).to_contain_text("emma")
+
+    audit = api.container.audit.get(expected["audit_id"])
+    page.get_by_role("button", name=f"Open record {audit.seq}").click()
+    detail = page.get_by_role("region", name=re.compile(rf"^Record #{audit.seq}"))
+    expect(detail).to_contain_text(QUESTION)
+    expect(detail).to_contain_text(expected["answer"])
+    citations = detail.get_by_role("list", name="Citations").get_by_role("listitem")
+    expect(citations).to_have_count(len(expected["citations"]))
+    for item, c in zip(citations.all(), expected["citations"], strict=True):
+        expect(item).to_contain_text(c["quote"])
+        expect(item).to_contain_text("unsupported" if not c["supported"] else "supported")
+    expect(detail).to_contain_text("content intact")
+    passages = detail.get_by_role("list", name="Retrieved passages").get_by_role("listitem")
+    expect(passages.first).to_be_visible()
+    shot(page, "web-audit-record")
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export JSONL").click()
+    saved = download.value
+    assert saved.suggested_filename.endswith(".jsonl")
+    lines = Path(saved.path()).read_text("utf-8").splitlines()
+    assert lines and all(line.startswith("{") for line in lines)
+    assert_all_named(page)
+    no_unexpected_errors(page)
+
+
+@needs_chromium
+def test_the_audit_page_marks_an_altered_passage(page: Any, api: Api, keys: dict[str, str],
+                                                 expected: dict[str, Any]) -> None:
+    from playwright.sync_api import expect
+    from sqlalchemy import text
+
+    record = api.container.audit.get(expected["audit_id"])
+    key = (record.body["retrieved"][0]["chunk_id"], record.body["retrieved"][0]["text_sha256"])
+    original = api.container.audit.texts([key])[key].text
+    edit = text("UPDATE audit_texts SET text = :t WHERE chunk_id = :c AND text_sha256 = :h")
+    with api.container.database.engine.begin() as conn:
+        conn.execute(edit, {"t": "Tampered passage text.", "c": key[0], "h": key[1]})
+    try:
+        sign_in(page, api, keys["aldo"])
+        page.get_by_role("tab", name="Audit").click()
+        expect(page.get_by_text(re.compile(r"^Chain BROKEN at record #\d+: the kept text of "
+                                           rf"chunk {key[0]}"))).to_be_visible()
+        page.get_by_role("button", name=f"Open record {record.seq}").click()
+        detail = page.get_by_role("region", name=re.compile(rf"^Record #{record.seq}"))
+        expect(detail).to_contain_text("kept texts ALTERED or missing")
+        passages = detail.get_by_role("list", name="Retrieved passages").get_by_role("listitem")
+        expect(passages.first).to_contain_text("ALTERED")
+        expect(passages.first).to_contain_text("Tampered passage text.")
+        if len(record.body["retrieved"]) > 1:
+            expect(passages.nth(1)).not_to_contain_text("ALTERED")
+    finally:
+        with api.container.database.engine.begin() as conn:
+            conn.execute(edit, {"t": original, "c": key[0], "h": key[1]})
+    assert api.container.audit.verify().intact
+
+
+@needs_chromium
+def test_admin_submits_a_folder_and_sees_the_job_finish(page: Any, api: Api, share: Path,
+                                                        keys: dict[str, str]) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, api, keys["admin"])
+    page.get_by_role("tab", name="Admin").click()
+    page.get_by_label("Folders or files on the server (one per line)").fill(str(share))
+    page.get_by_label("Groups (comma-separated; empty: public)").fill("ops")
+    page.get_by_role("button", name="Submit job").click()
+    detail = page.get_by_role("region", name=re.compile(r"^Job [0-9a-f]{8}: done$"))
+    expect(detail).to_be_visible()
+    files = detail.get_by_role("table", name="Files")
+    broken = files.get_by_role("row").filter(has_text="broken.pdf")
+    expect(broken.locator(".item-status")).to_have_text("failed")
+    expect(broken.locator(".item-error")).to_contain_text("corrupt")
+    for name in ("juniper.md", "lanterns.txt"):
+        expect(files.get_by_role("row").filter(has_text=name).locator(".item-status")) \
+            .to_have_text("done")
+    jobs = page.get_by_role("table", name=re.compile("^Ingestion jobs"))
+    expect(jobs.get_by_role("row").filter(has_text=str(share)).locator(".job-status")) \
+        .to_have_text("done (with errors)")
+    expect(page.get_by_role("button", name="Retry failed items")).to_be_enabled()
+    expect(page.get_by_role("button", name="Cancel job")).to_be_disabled()
+    shot(page, "web-admin-job")
+    assert_all_named(page)
+    no_unexpected_errors(page)
+
+
+@needs_chromium
+def test_phone_layout(browser: Any, api: Api, keys: dict[str, str]) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True, device_scale_factor=2)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        sign_in(page, api, keys["emma"])
+        answer = ask(page, QUESTION)
+        expect(answer.get_by_role("button", name=re.compile(r"^Citation 1: "))).to_be_visible()
+        width = "document.documentElement.scrollWidth"
+        assert page.evaluate(width) <= 390
+        # The sidebar sits above the conversation.
+        side = page.get_by_role("complementary", name="Conversations").bounding_box()
+        main = page.get_by_label("Question").bounding_box()
+        assert side and main and side["y"] + side["height"] <= main["y"]
+        assert_all_named(page)
+        shot(page, "web-phone-chat")
+        answer.get_by_role("button", name=re.compile(r"^Citation 1: ")).click()
+        expect(page.get_by_role("dialog").locator("mark")).not_to_be_empty()
+        assert page.evaluate(width) <= 390
+        shot(page, "web-phone-citation")
+        page.get_by_role("button", name="Close").click()
+        for tab in ("Audit", "Admin"):
+            page.get_by_role("tab", name=tab).click()
+            expect(page.get_by_role("alert").filter(has_text="needs the")).to_be_visible()
+            assert page.evaluate(width) <= 390
+    finally:
+        context.close()
+
+
+@needs_chromium
+def test_stream_parsing_hostile_text_and_unsupported_citations(
+        page: Any, api: Api, keys: dict[str, str]) -> None:
+    """A scripted stream (CRLF-separated, as sse-starlette sends): a verified sentence, then an
+    answer whose texts are hostile HTML and whose second citation is unsupported. Text stays
+    text."""
+    from playwright.sync_api import expect
+
+    hostile = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+    cite = {"chunk_id": "00000000-0000-4000-8000-000000000001", "doc_id": "d", "version": "v1",
+            "page": 3, "start": 0, "end": 0}
+    answer = {
+        "conversation_id": "c0", "outcome": "answered", "refused": False, "model": "scripted",
+        "timings": {},
+        "audit_id": "a0", "answer": f"Bold claim {hostile} [1]. Another claim [2].",
+        "citations": [
+            {**cite, "n": 1, "source": f"/docs/{hostile}.md", "quote": "quoted text",
+             "supported": True},
+            {**cite, "n": 2, "source": "/docs/b.md", "quote": "other words", "supported": False},
+        ],
+    }
+    events = [("sentence", {"index": 0, "text": f"Bold claim {hostile} [1].", "supported": True,
+                            "citations": []}), ("answer", answer)]
+    body = "".join(f"event: {name}\r\ndata: {json.dumps(data)}\r\n\r\n" for name, data in events)
+    page.route("**/v1/chat", lambda route: route.fulfill(
+        status=200, body=body, headers={"Content-Type": "text/event-stream; charset=utf-8"}))
+    chunk = {"chunk_id": cite["chunk_id"], "doc_id": "d", "version": "v1", "source": "/docs/b.md",
+             "title": hostile, "text": f"{hostile} before quoted text after", "page_start": 3,
+             "page_end": 3, "char_start": 0, "char_end": 60}
+    page.route("**/v1/chunks/*", lambda route: route.fulfill(
+        status=200, body=json.dumps(chunk), headers={"Content-Type": "application/json"}))
+
+    sign_in(page, api, keys["emma"])
+    shown = ask(page, "Anything?")
+    expect(shown.locator(".answer-text")).to_have_text(
+        f"Bold claim {hostile} [1]. Another claim [2] unsupported.")
+    bad = shown.get_by_role("button", name="Citation 2: /docs/b.md, page 3 (unsupported)")
+    expect(bad).to_have_class(re.compile(r"\bunsupported\b"))
+    expect(bad).to_contain_text("unsupported")
+    expect(shown.locator("li.source.unsupported")).to_contain_text("unsupported")
+    shown.get_by_role("button", name=re.compile(r"^Citation 1: ")).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator("mark")).to_have_text("quoted text")
+    expect(dialog.locator("blockquote")).to_have_text(chunk["text"])
+    assert page.locator("img, #turns script, dialog script").count() == 0
+    assert page.evaluate("window.pwned") is None
+    no_unexpected_errors(page)
+
+
+SLOW_STREAM = """
+(() => {
+  const real = window.fetch;
+  window.fetch = (url, init) => {
+    if (!String(url).endsWith("/v1/chat")) return real(url, init);
+    const enc = new TextEncoder();
+    const sentence = (i, text) => "event: sentence\\r\\ndata: " + JSON.stringify(
+      {index: i, text, supported: true, citations: []}) + "\\r\\n\\r\\n";
+    const body = new ReadableStream({
+      async start(controller) {
+        // Chunks split mid-event and between \\r and \\n, as a network may deliver them.
+        const first = sentence(0, "Employees get 28 days [1].");
+        controller.enqueue(enc.encode(first.slice(0, 9)));
+        controller.enqueue(enc.encode(first.slice(9, -1)));
+        controller.enqueue(enc.encode(first.slice(-1)));
+        while (!window.second) await new Promise((r) => setTimeout(r, 20));
+        controller.enqueue(enc.encode(sentence(1, "Five days carry over [1].")));
+        while (!window.release) await new Promise((r) => setTimeout(r, 20));
+        controller.enqueue(enc.encode("event: answer\\r\\ndata: " + JSON.stringify(window.release)
+                                      + "\\r\\n\\r\\n"));
+        controller.close();
+      },
+    });
+    return Promise.resolve(new Response(body, {
+      status: 200, headers: {"Content-Type": "text/event-stream; charset=utf-8"}}));
+  };
+})();
+"""
+
+
+@needs_chromium
+def test_verified_sentences_show_one_by_one_while_streaming(page: Any, api: Api,
+                                                           keys: dict[str, str]) -> None:
+    """Each verified sentence appears as it arrives (in a live region), then the whole answer,
+    as recorded, replaces them."""
+    from playwright.sync_api import expect
+
+    page.add_init_script(SLOW_STREAM)
+    sign_in(page, api, keys["emma"])
+    page.get_by_label("Question").fill("How long is the leave?")
+    page.get_by_label("Question").press("Enter")  # Enter sends
+    answer = page.locator("#turns li.turn").last.locator(".answer")
+    expect(answer.locator(".live")).to_have_text("Employees get 28 days [1].")
+    expect(answer).to_have_class(re.compile("streaming"))
+    expect(answer.locator(".tokens")).to_be_hidden()
+    page.evaluate("() => { window.second = true; }")
+    expect(answer.locator(".live")).to_have_text(
+        "Employees get 28 days [1]. Five days carry over [1].")
+    assert page.locator("#turns").get_attribute("aria-live") == "polite"
+    final = {"conversation_id": "c1", "outcome": "answered",
+             "answer": "Employees get 28 days [1]. Five days carry over [1].", "refused": False,
+             "citations": [], "model": "scripted", "timings": {}, "audit_id": "a1"}
+    page.evaluate("answer => { window.release = answer; }", final)
+    expect(answer.locator(".answer-text")).to_have_text(final["answer"])
+    expect(answer.locator(".live, .tokens")).to_have_count(0)
+    expect(page.get_by_role("status")).to_have_text("Answer ready.")
+    no_unexpected_errors(page)
+
+
+@needs_chromium
+def test_an_unverified_answer_is_shown_as_quotes(page: Any, api: Api,
+                                                 keys: dict[str, str]) -> None:
+    from playwright.sync_api import expect
+
+    cite = {"n": 1, "chunk_id": "00000000-0000-4000-8000-000000000002", "doc_id": "d",
+            "version": "v1", "source": "handbook.md", "page": None, "start": 0, "end": 10,
+            "quote": "Every employee receives 28 days of paid leave.", "supported": False}
+    answer = {"conversation_id": "c2", "outcome": "unverified", "refused": True,
+              "answer": "Relevant passages were found, but no sentence of the model's answer "
+                        "could be verified against them.\n[1] \"Every employee receives 28 "
+                        "days of paid leave.\" (handbook.md)",
+              "citations": [cite], "model": "scripted", "timings": {}, "audit_id": "a2"}
+    body = f"event: answer\r\ndata: {json.dumps(answer)}\r\n\r\n"
+    page.route("**/v1/chat", lambda route: route.fulfill(
+        status=200, body=body, headers={"Content-Type": "text/event-stream; charset=utf-8"}))
+    sign_in(page, api, keys["emma"])
+    shown = ask(page, "How many days of leave?")
+    expect(shown.locator(".refusal-tag")).to_have_text("Unverified: quotes, not an answer")
+    expect(shown.get_by_role("list", name="Quotes")).to_contain_text("28 days of paid leave")
+    expect(page.get_by_role("status")).to_have_text(re.compile("could be verified|closest"))
+    no_unexpected_errors(page)
+
+
+@needs_chromium
+def test_api_docs_render_without_leaving_the_server(page: Any, docs_api: Api) -> None:
+    """Swagger UI draws the API from this server alone, with no policy violation."""
+    from playwright.sync_api import expect
+
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(f"{docs_api.base}/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/v1/chat").first).to_be_visible()
+    page.locator(".opblock-summary", has_text="/v1/chat").first.click()
+    expect(page.get_by_role("button", name="Try it out").first).to_be_visible()
+    shot(page, "api-docs")
+    elsewhere = [u for u in requested if not u.startswith((f"{docs_api.base}/", "data:"))]
+    assert not elsewhere, elsewhere
+    assert f"{docs_api.base}/openapi.json" in requested
+    no_unexpected_errors(page)
