@@ -54,9 +54,12 @@ RUN pip install --no-deps --no-build-isolation . \
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 
-# Runtime libraries only: OpenMP for llama.cpp and torch, libmagic for file type detection.
+# Runtime libraries only: OpenMP for llama.cpp and torch, libmagic for file type detection;
+# Tesseract and its English data for OCR of scans and images (run locally, never a service);
+# LibreOffice without a GUI, headless, for legacy and OpenDocument office files.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1 libmagic1 \
+    && apt-get install -y --no-install-recommends libgomp1 libmagic1 tesseract-ocr tesseract-ocr-eng \
+       libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 enclave \

@@ -12,11 +12,15 @@ TORCH_SPEC ?= torch==2.13.0
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 CHROMIUM ?= /usr/bin/chromium
+# OCR (Tesseract) and legacy Office conversion (LibreOffice, headless): Debian's packages.
+TESSERACT ?= /usr/bin/tesseract
+SOFFICE ?= /usr/bin/soffice
+SYSTEM_PACKAGES := strace tesseract-ocr tesseract-ocr-eng libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install demo test lint lock clean
 
-install: $(STAMP)
+install: $(STAMP) $(TESSERACT) $(SOFFICE)
 
 $(STAMP): pyproject.toml requirements/lock.txt requirements/nodeps.txt requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +41,10 @@ test: install $(CHROMIUM)
 # The web pages' tests drive Debian's Chromium through Playwright (no browser download).
 $(CHROMIUM):
 	$(SUDO) apt-get install -y -q chromium || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
+
+# Local OCR and document conversion; nothing is downloaded at run time.
+$(TESSERACT) $(SOFFICE):
+	$(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES) || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES))
 
 lint: install
 	$(BIN)/ruff check .

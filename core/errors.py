@@ -18,7 +18,9 @@
     │   ├── EncryptedDocument       password-protected or DRM-encrypted
     │   ├── CorruptDocument         the parser could not read the file
     │   ├── TooLarge                over the configured size or page limit
-    │   └── UnreadableFile          permissions, a vanished file, a symlink loop
+    │   ├── UnreadableFile          permissions, a vanished file, a symlink loop
+    │   └── UnsafeContent           refused as hostile: an archive member whose path
+    │                               leaves the archive, or a link
     └── BackendError                a store, database or model is unavailable: transient, retry later
         ├── StoreError              Qdrant
         ├── RegistryError           the metadata database
@@ -108,6 +110,10 @@ class TooLarge(DocumentError):
 
 class UnreadableFile(DocumentError):
     kind = "unreadable"
+
+
+class UnsafeContent(DocumentError):
+    kind = "unsafe"
 
 
 class BackendError(EnclaveError):

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, Database
 from core.errors import NotFound
+from core.types import archives_of
 
 PLANNING, RUNNING, DONE, CANCELLED = "planning", "running", "done", "cancelled"
 PENDING, QUEUED, ITEM_RUNNING = "pending", "queued", "running"
@@ -467,7 +468,11 @@ class JobBook:
                 or_(JobRow.heartbeat_at.is_(None), JobRow.heartbeat_at < cutoff))))
 
     def missing_sources(self, job_id: str, folder: str) -> list[tuple[str, str]]:
-        """(doc_id, source) of registered documents under ``folder`` this job did not find."""
+        """(doc_id, source) of registered documents under ``folder`` this job did not find.
+
+        An archive's members are found with it: the archive is the item, and its run
+        removes the members it no longer holds.
+        """
         from core.registry import DocumentRow
 
         prefix = folder.rstrip("/") + "/"
@@ -479,7 +484,10 @@ class JobBook:
                     func.substr(DocumentRow.source, 1, len(prefix)) == prefix, ~found)
                 .order_by(DocumentRow.source)
             ).all()
-            return [(d, src) for d, src in rows]
+            archives = {a for _, src in rows for a in archives_of(src)}
+            listed = set(s.scalars(select(ItemRow.source).where(
+                ItemRow.job_id == job_id, ItemRow.source.in_(archives)))) if archives else set()
+            return [(d, src) for d, src in rows if not listed.intersection(archives_of(src))]
 
     def active_jobs(self) -> list[str]:
         with self.db.session() as s:

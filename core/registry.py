@@ -32,6 +32,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.db import Base, Database
 from core.errors import RegistryError
+from core.types import PageOcr
 
 PENDING, ACTIVE, SUPERSEDED, PURGED, FAILED = "pending", "active", "superseded", "purged", "failed"
 
@@ -72,6 +73,9 @@ class VersionRow(Base):
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     page_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The pages OCR read, each with its mean confidence: a JSON list (migration 0008);
+    # None when no page was OCR'd.
+    ocr_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -90,6 +94,12 @@ class DocumentInfo:
     updated_at: datetime
     # What employees are shown instead of ``source`` (the server's path).
     display_name: str
+    # The active version's pages that OCR read (scans, images), with their confidence.
+    ocr_pages: tuple[PageOcr, ...] = ()
+
+    def low_confidence(self, min_confidence: float) -> tuple[PageOcr, ...]:
+        """The OCR'd pages read with less than ``min_confidence``, or not read at all."""
+        return tuple(p for p in self.ocr_pages if p.low(min_confidence))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +142,14 @@ class Registry:
             rows = s.scalars(select(DocumentRow).order_by(DocumentRow.source)).all()
             return [self._info(s, r) for r in rows]
 
+    def documents_under(self, prefix: str) -> list[DocumentInfo]:
+        """Documents whose source starts with ``prefix`` (an archive's members: ``<archive>!/``)."""
+        with self._session() as s:
+            rows = s.scalars(select(DocumentRow).where(
+                func.substr(DocumentRow.source, 1, len(prefix)) == prefix)
+                .order_by(DocumentRow.source)).all()
+            return [self._info(s, r) for r in rows]
+
     def active_versions(self, doc_ids: Sequence[str]) -> dict[str, str]:
         if not doc_ids:
             return {}
@@ -149,6 +167,18 @@ class Registry:
                 select(VersionRow.doc_id, VersionRow.chunk_count).where(VersionRow.status == ACTIVE)
             ).all()
             return {doc_id: count for doc_id, count in rows}
+
+    def ocr_pages(self, doc_ids: Sequence[str]) -> dict[str, tuple[PageOcr, ...]]:
+        """The OCR'd pages of these documents' active versions (only those with any)."""
+        if not doc_ids:
+            return {}
+        with self._session() as s:
+            rows = s.execute(
+                select(VersionRow.doc_id, VersionRow.ocr_json).where(
+                    VersionRow.doc_id.in_(set(doc_ids)), VersionRow.status == ACTIVE,
+                    VersionRow.ocr_json.is_not(None))
+            ).all()
+            return {doc_id: _pages(text) for doc_id, text in rows}
 
     def stale_versions(self, doc_id: str | None = None) -> list[Stale]:
         query = select(VersionRow).where(VersionRow.status.in_((PENDING, SUPERSEDED)))
@@ -182,9 +212,10 @@ class Registry:
 
     def begin_version(
         self, doc_id: str, source: str, version: str, title: str, page_count: int | None,
-        *, display_name: str | None = None,
+        *, display_name: str | None = None, ocr_pages: Sequence[PageOcr] = (),
     ) -> None:
         """Record ``version`` as pending before any of its chunks reach the store."""
+        ocr_json = json.dumps([p.as_json() for p in ocr_pages]) if ocr_pages else None
         with self._session() as s:
             doc = s.get(DocumentRow, doc_id)
             if doc is None:
@@ -196,9 +227,10 @@ class Registry:
             )
             if row is None:
                 s.add(VersionRow(doc_id=doc_id, version=version, status=PENDING,
-                                 page_count=page_count))
+                                 page_count=page_count, ocr_json=ocr_json))
             else:
                 row.status, row.error, row.page_count = PENDING, None, page_count
+                row.ocr_json = ocr_json
 
     def activate(
         self, doc_id: str, version: str, chunk_count: int, groups: Sequence[str], title: str,
@@ -311,5 +343,10 @@ class Registry:
             updated_at=row.updated_at,
             # Rows from before migration 0007 have none: the file name hides the path too.
             display_name=row.display_name or PurePath(row.source).name,
+            ocr_pages=_pages(version.ocr_json) if version and version.ocr_json else (),
         )
+
+
+def _pages(ocr_json: str | None) -> tuple[PageOcr, ...]:
+    return tuple(PageOcr.of_json(p) for p in json.loads(ocr_json or "[]"))
 

@@ -76,6 +76,59 @@ class IngestSettings(BaseModel):
     upsert_batch: int = Field(default=256, ge=1)
 
 
+class OcrSettings(BaseModel):
+    """Tesseract, run locally (Debian's tesseract-ocr): images, and PDF pages without a
+    text layer worth keeping."""
+
+    enabled: bool = True
+    # Tesseract's language codes joined by '+', e.g. eng+deu; each needs its Debian
+    # package (tesseract-ocr-deu). Several languages read more slowly.
+    languages: str = Field(default="eng", pattern=r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
+    # PDF pages are rendered at this resolution; images are read at their own.
+    dpi: int = Field(default=300, ge=70, le=600)
+    # One page's OCR past this is stopped (the process killed) and the page left unread.
+    page_timeout_s: float = Field(default=60.0, gt=0)
+    # Mean word confidence (0-100) under which a page is listed as low-confidence: it is
+    # still ingested, and `enclave status` and the admin job detail name it.
+    min_confidence: float = Field(default=60.0, ge=0, le=100)
+    # A PDF page whose text layer has fewer characters than this is read by OCR instead
+    # (a scan with a stamped page number, a header, or nothing at all).
+    min_text_chars: int = Field(default=50, ge=0)
+    # Pages read at once (one single-threaded Tesseract each); None: the CPU count, at most 4.
+    workers: int | None = Field(default=None, ge=1, le=64)
+    # Pixels one page may have when decoded or rendered: an image declaring more is refused
+    # before it is decoded (a decompression bomb), a larger PDF page is rendered smaller.
+    max_pixels: int = Field(default=100_000_000, ge=1_000_000)
+
+
+class ConvertSettings(BaseModel):
+    """LibreOffice in headless mode (Debian's libreoffice-*-nogui): .doc, .ppt, .xls, .odp
+    and .ods are converted to .docx, .pptx or .xlsx, then parsed as those are."""
+
+    enabled: bool = True
+    # The program to run; found on PATH unless a path is given.
+    soffice: str = "soffice"
+    # A conversion still running after this is killed, LibreOffice's whole process tree
+    # with it, and the file fails with the reason.
+    timeout_s: float = Field(default=120.0, gt=0)
+
+
+class ArchiveSettings(BaseModel):
+    """.zip and .tar(.gz, .tgz, .bz2, .xz) archives: each member is a document of its own."""
+
+    enabled: bool = True
+    # What one archive may expand to, nested archives included; past it the archive is
+    # refused whole (a zip bomb), before any member is ingested.
+    max_total_mb: float = Field(default=1024.0, gt=0)
+    max_members: int = Field(default=10_000, ge=1)
+    # Archives within archives: 1 reads only the archive's own members, 3 reads an archive
+    # in an archive in an archive; a member nested deeper fails alone.
+    max_depth: int = Field(default=3, ge=1, le=10)
+    # Expanded size over compressed size of one member (of the whole stream for tar):
+    # ordinary documents compress 2-20 times, a zip bomb a thousand.
+    max_ratio: float = Field(default=200.0, ge=1)
+
+
 class SearchSettings(BaseModel):
     k: int = Field(default=5, ge=1, le=100)
     # hybrid: dense and sparse fused; dense or sparse alone (for comparison).
@@ -303,6 +356,9 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     ingest: IngestSettings = IngestSettings()
+    convert: ConvertSettings = ConvertSettings()
+    archives: ArchiveSettings = ArchiveSettings()
+    ocr: OcrSettings = OcrSettings()
     search: SearchSettings = SearchSettings()
     llm: LlmSettings = LlmSettings()
     answer: AnswerSettings = AnswerSettings()

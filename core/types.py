@@ -17,6 +17,16 @@ def make_doc_id(source: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"doc:{source}"))
 
 
+# Between an archive's source and the path of one of its members: the member's source is
+# ``/data/reports.zip!/2024/q1.pdf`` (ingest/archives.py).
+MEMBER_SEPARATOR = "!/"
+
+
+def archives_of(source: str) -> list[str]:
+    """The sources of the archives a member's source lies in, outermost first."""
+    return [source[:i] for i in range(len(source)) if source.startswith(MEMBER_SEPARATOR, i)]
+
+
 def is_uuid(text: str) -> bool:
     """Whether ``text`` can be an id of ours (documents and chunks have UUIDs)."""
     try:
@@ -55,6 +65,37 @@ class Element:
     page: int | None
     char_start: int
     char_end: int
+    # Read from a picture of the page by OCR, not from the file's own text.
+    ocr: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PageOcr:
+    """How OCR read one page: its mean word confidence (0-100; None when it found no
+    words), and why it could not read the page, if it could not."""
+
+    page: int
+    confidence: float | None
+    words: int
+    error: str = ""
+
+    def low(self, min_confidence: float) -> bool:
+        """Unread, or read with less confidence than ``min_confidence`` (a blank page is not)."""
+        return bool(self.error) or (
+            self.words > 0 and self.confidence is not None and self.confidence < min_confidence)
+
+    def as_json(self) -> dict[str, object]:
+        data: dict[str, object] = {"page": self.page, "confidence": self.confidence,
+                                   "words": self.words}
+        if self.error:
+            data["error"] = self.error
+        return data
+
+    @classmethod
+    def of_json(cls, data: Mapping[str, Any]) -> PageOcr:
+        confidence = data.get("confidence")
+        return cls(int(data["page"]), None if confidence is None else float(confidence),
+                   int(data.get("words", 0)), str(data.get("error", "")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +107,8 @@ class ParsedDocument:
     title: str
     page_count: int | None
     filetype: str
+    # The pages read by OCR (images, scanned PDF pages), each with its confidence.
+    ocr_pages: tuple[PageOcr, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +192,8 @@ class Citation:
     # What an employee is shown for the source: its path relative to the folder it was
     # ingested from, never the server's absolute path (auditors and admins see ``source``).
     display: str = ""
+    # The cited text was read by OCR from a scan or an image: it may hold misread words.
+    ocr: bool = False
 
 
 @dataclass(frozen=True, slots=True)

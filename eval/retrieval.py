@@ -99,19 +99,22 @@ def eval_retrieval(
     on_progress: Callable[[str, int, int], None] | None = None,
     anchors: bool = False,
     keep: Path | None = None,
+    write: Callable[[Benchmark, Path], dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Ingest, then rank every query by each mode; ``anchors``: also BM25 (bm25s) and plain
     cosine over whole documents with the same model (eval.anchors), in the same run.
 
     ``keep``: a folder for the corpus files and the data dir, kept for the next run, whose
     ingest then finds every document unchanged (for tuning search; not for chunking).
+    ``write``: how the corpus becomes files (source -> doc id); Markdown by default
+    (`enclave bench ocr --retrieval` writes scans).
     """
     unknown = set(modes) - set(MODES) - set(FUSED)
     if unknown:
         raise InputError(f"unknown mode(s) {', '.join(sorted(unknown))}: "
                          f"{', '.join(MODES + FUSED)}")
     with _workdir(keep) as root:
-        sources = write_corpus(bench, root / "corpus")
+        sources = (write or write_corpus)(bench, root / "corpus")
         # ENCLAVE_* variables apply, as for every command: evaluate the settings you run.
         container = Container(Settings(data_dir=root / "data", **(overrides or {})))
         try:

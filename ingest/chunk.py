@@ -77,6 +77,14 @@ class SectionChunker:
                 covered = _covering(parsed.elements, starts, char_start, char_end)
                 pages = [e.page for e in covered if e.page is not None]
                 ordinal = len(chunks)
+                meta: dict[str, object] = {
+                    "ordinal": ordinal,
+                    "section": title,
+                    "categories": sorted({e.category for e in covered}),
+                }
+                if any(e.ocr for e in covered):
+                    # Read by OCR: citations of it say so (it may hold misread words).
+                    meta["ocr"] = True
                 chunks.append(
                     Chunk(
                         chunk_id=make_chunk_id(doc_id, version, ordinal),
@@ -87,11 +95,7 @@ class SectionChunker:
                         page_end=max(pages) if pages else None,
                         char_start=char_start,
                         char_end=char_end,
-                        meta={
-                            "ordinal": ordinal,
-                            "section": title,
-                            "categories": sorted({e.category for e in covered}),
-                        },
+                        meta=meta,
                     )
                 )
         return chunks

@@ -34,9 +34,9 @@ from core.jobs import (
 from core.names import validate_groups
 from core.ports import JobQueue
 from core.settings import JobsSettings
-from core.types import make_doc_id
+from core.types import MEMBER_SEPARATOR, make_doc_id
 from ingest.discover import OUTSIDE, Found, discover
-from ingest.pipeline import Ingestor, StageTimes
+from ingest.pipeline import FileResult, Ingestor, StageTimes, Status
 from ingest.roots import AllowedRoots, checked
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ class JobRunner:
                 found = replace(found, display=_display(item.source, job.sources))
                 ingestor = self._ingestor()
                 ingestor.repair(item.doc_id or make_doc_id(str(found.resolved or found.path)))
-                result = ingestor.ingest_one(found, tuple(job.groups), StageTimes())
+                results = ingestor.ingest_found(found, tuple(job.groups), StageTimes())
         except BackendError:
             raise
         except self.timeouts:
@@ -246,6 +246,7 @@ class JobRunner:
             log.exception("item %s (%s) failed unexpectedly", item.item_id, item.source)
             self.book.finish(item.item_id, FAILED, f"internal error: {one_line(exc)}")
             return
+        result = _outcome(item.source, results)
         status = {"ingested": ITEM_DONE, "updated": ITEM_DONE, "unchanged": UNCHANGED}.get(
             result.status, FAILED)
         self.book.finish(item.item_id, status, result.reason, doc_id=result.doc_id,
@@ -339,6 +340,29 @@ class InlineQueue:
                     self.runner.book.finish(int(ref), FAILED, f"unavailable: {one_line(exc)}")
         finally:
             self._draining = False
+
+
+def _outcome(source: str, results: list[FileResult]) -> FileResult:
+    """One item's outcome: its file's, or for an archive, all its members' together.
+
+    An archive is one item (expanded once, by one worker, under one time limit); each
+    member is a document of its own in the registry, where `enclave status` lists those
+    that failed. The item says how many failed and the first one's reason.
+    """
+    if len(results) == 1 and results[0].source == source:
+        return results[0]  # a file, or an archive that failed as a whole
+    failed = [r for r in results if r.status == "failed"]
+    status: Status = ("failed" if len(failed) == len(results)
+                      else "ingested" if any(r.status in ("ingested", "updated") for r in results)
+                      else "unchanged")
+    reason = None
+    if failed:
+        first = failed[0]
+        reason = (f"{len(failed)} of {len(results)} archive members failed, "
+                  f"e.g. {first.source[len(source) + len(MEMBER_SEPARATOR):]}: {first.reason}")
+    pages = [r.pages for r in results if r.pages]
+    return FileResult(source, status, make_doc_id(source), sum(r.chunks for r in results),
+                      sum(pages) if pages else None, reason)
 
 
 def _display(source: str, job_sources: Sequence[str]) -> str | None:

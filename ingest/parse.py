@@ -26,8 +26,14 @@ from core.errors import (
     UnsupportedType,
     one_line,
 )
-from core.types import Element, ParsedDocument
+from core.settings import ConvertSettings, OcrSettings
+from core.types import Element, PageOcr, ParsedDocument
+from ingest.convert import TARGETS as CONVERTED
+from ingest.convert import converted
 from ingest.guards import pdf_page_count, refuse_encrypted, refuse_strict_ooxml
+from ingest.scans import IMAGE_TYPES, ocr_thin_pages, parse_image
+from ingest.structured import EXTENSIONS as STRUCTURED
+from ingest.structured import render
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +46,6 @@ _PARTITIONERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     ".pptx": ("unstructured.partition.pptx", "partition_pptx", {}),
     ".xlsx": ("unstructured.partition.xlsx", "partition_xlsx", {"find_subtable": False}),
     ".xlsm": ("unstructured.partition.xlsx", "partition_xlsx", {"find_subtable": False}),
-    ".xls": ("unstructured.partition.xlsx", "partition_xlsx", {"find_subtable": False}),
     ".csv": ("unstructured.partition.csv", "partition_csv", {}),
     ".tsv": ("unstructured.partition.tsv", "partition_tsv", {}),
     ".html": ("unstructured.partition.html", "partition_html", {}),
@@ -62,20 +67,7 @@ _PARTITIONERS: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 # Formats we know and refuse, with the reason a user can act on.
-_REFUSED: dict[str, str] = {
-    ".doc": "legacy Word .doc needs LibreOffice, which enclave does not run; save as .docx",
-    ".ppt": "legacy PowerPoint .ppt needs LibreOffice, which enclave does not run; save as .pptx",
-    ".odp": "OpenDocument presentations are not supported; export as .pptx or .pdf",
-    ".ods": "OpenDocument spreadsheets are not supported; export as .xlsx or .csv",
-    ".jpg": "images need OCR, which is not enabled",
-    ".jpeg": "images need OCR, which is not enabled",
-    ".png": "images need OCR, which is not enabled",
-    ".tif": "images need OCR, which is not enabled",
-    ".tiff": "images need OCR, which is not enabled",
-    ".bmp": "images need OCR, which is not enabled",
-    ".heic": "images need OCR, which is not enabled",
-    ".gif": "images need OCR, which is not enabled",
-}
+_REFUSED: dict[str, str] = {}
 
 _DELIMITED = {".csv", ".tsv"}
 _DELIMITERS = ",;|\t"
@@ -84,16 +76,33 @@ _SNIFF_BYTES = 64 * 1024
 # A delimiter no text holds, to read a one-column file with the csv module.
 _NO_DELIMITER = "\x1f"
 def supported_extensions() -> frozenset[str]:
-    return frozenset(_PARTITIONERS)
+    return frozenset(_PARTITIONERS) | IMAGE_TYPES | STRUCTURED | frozenset(CONVERTED)
 
 
-def parse_file(path: Path, *, max_bytes: int, max_pages: int) -> ParsedDocument:
-    """Parse ``path`` or raise a :class:`core.errors.DocumentError` saying why not."""
-    ext = path.suffix.lower()
+def unsupported(name: str) -> UnsupportedType | None:
+    """Why a file of this name cannot be parsed, by its extension; None: it may be."""
+    ext = Path(name).suffix.lower()
     if ext in _REFUSED:
-        raise UnsupportedType(f"{ext}: {_REFUSED[ext]}")
-    if ext not in _PARTITIONERS:
-        raise UnsupportedType(f"{ext or 'no extension'}: no parser for this kind of file")
+        return UnsupportedType(f"{ext}: {_REFUSED[ext]}")
+    if ext not in supported_extensions():
+        return UnsupportedType(f"{ext or 'no extension'}: no parser for this kind of file")
+    return None
+
+
+def parse_file(
+    path: Path, *, max_bytes: int, max_pages: int, ocr: OcrSettings | None = None,
+    convert: ConvertSettings | None = None, scratch: Path | None = None,
+) -> ParsedDocument:
+    """Parse ``path`` or raise a :class:`core.errors.DocumentError` saying why not.
+
+    ``ocr``: how images and scanned PDF pages are read (ingest/scans.py); default settings
+    when None. ``convert``: LibreOffice for legacy and OpenDocument office files
+    (ingest/convert.py), its working folder under ``scratch`` (None: the temp folder).
+    """
+    ocr = ocr or OcrSettings()
+    ext = path.suffix.lower()
+    if (problem := unsupported(path.name)) is not None:
+        raise problem
     try:
         size = path.stat().st_size
         with path.open("rb") as handle:
@@ -104,6 +113,8 @@ def parse_file(path: Path, *, max_bytes: int, max_pages: int) -> ParsedDocument:
         raise EmptyDocument("the file is 0 bytes")
     if size > max_bytes:
         raise TooLarge(f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB limit")
+    if ext in IMAGE_TYPES:
+        return parse_image(path, ext, ocr, max_pages)
     # The email parser wants bytes in an ASCII-compatible encoding; an .eml some Windows tool
     # saved as UTF-16 would come out as text full of NULs, so it gets the text as UTF-8.
     data = _decode(path).encode() if ext == ".eml" and b"\x00" in head else None
@@ -113,11 +124,14 @@ def parse_file(path: Path, *, max_bytes: int, max_pages: int) -> ParsedDocument:
     if page_count is not None and page_count > max_pages:
         raise TooLarge(f"{page_count} pages is over the {max_pages}-page limit")
 
-    module_name, func_name, kwargs = _PARTITIONERS[ext]
-    if ext in _DELIMITED:
-        raw = _partition_delimited(path, ext, module_name, func_name, kwargs)
+    if ext in STRUCTURED:
+        raw = _structured(path, max_bytes)
+    elif ext in CONVERTED:
+        raw = _partition_converted(path, ext, convert or ConvertSettings(), scratch)
+    elif ext in _DELIMITED:
+        raw = _partition_delimited(path, ext, *_PARTITIONERS[ext])
     else:
-        raw = _partition(path, module_name, func_name, kwargs, data)
+        raw = _partition(path, *_PARTITIONERS[ext], data)
     elements, text = _place(raw)
     if not text.strip() and ext == ".pdf" and page_count:
         # unstructured's fast strategy returns nothing, silently, when pdfminer fails or its
@@ -126,12 +140,16 @@ def parse_file(path: Path, *, max_bytes: int, max_pages: int) -> ParsedDocument:
     if text.count("\x00") * 100 > len(text):
         # Text is never NULs: this is binary data, or text in an encoding the parser missed.
         raise CorruptDocument("binary data where text was expected (NUL bytes)")
+    ocr_pages: tuple[PageOcr, ...] = ()
+    if ext == ".pdf" and ocr.enabled:
+        # Pages without a text layer worth keeping (scans) are read by OCR.
+        elements, text, ocr_pages = ocr_thin_pages(path, elements, page_count, ocr)
     if not text.strip():
         if ext == ".pdf" and page_count is None:
             # pypdf found no pages and pdfminer no text: garbage, not a scan.
             raise CorruptDocument("not a readable PDF: no page tree and no text")
         if ext == ".pdf":
-            raise EmptyDocument("no text layer (a scanned PDF? OCR is not enabled)")
+            raise EmptyDocument("no text layer (a scanned PDF? OCR is turned off: ENCLAVE_OCR__ENABLED)")
         raise EmptyDocument("no extractable text")
     if page_count is None:
         pages = [e.page for e in elements if e.page is not None]
@@ -143,6 +161,7 @@ def parse_file(path: Path, *, max_bytes: int, max_pages: int) -> ParsedDocument:
         title=title[:300],
         page_count=page_count,
         filetype=ext.lstrip("."),
+        ocr_pages=ocr_pages,
     )
 
 
@@ -192,6 +211,27 @@ def _partition(
         if "password" in message.lower() or "encrypt" in message.lower():
             raise EncryptedDocument(message) from exc
         raise CorruptDocument(f"{type(exc).__name__}: {message}") from exc
+
+
+def _structured(path: Path, max_bytes: int) -> Sequence[Any]:
+    """JSON, NDJSON and YAML as ``key.path: value`` lines (ingest/structured.py)."""
+    from unstructured.documents.elements import Text
+
+    return [Text(text=block) for block in render(path, max_bytes)]
+
+
+def _partition_converted(
+    path: Path, ext: str, settings: ConvertSettings, scratch: Path | None
+) -> Sequence[Any]:
+    """Legacy and OpenDocument office files, converted by LibreOffice (ingest/convert.py)."""
+    if ext == ".xls":
+        # xlrd (through pandas) reads most .xls files itself, without starting LibreOffice.
+        try:
+            return _partition(path, *_PARTITIONERS[".xlsx"])
+        except CorruptDocument as exc:
+            log.info("%s: xlrd could not read it (%s); converting it", path.name, exc.reason)
+    with converted(path, settings, scratch) as modern:
+        return _partition(modern, *_PARTITIONERS[modern.suffix])
 
 
 def _partition_delimited(

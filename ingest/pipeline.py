@@ -6,7 +6,8 @@ one-line reason. See :mod:`core.registry` for why the registry and the store agr
 even when a run is killed midway, and :meth:`Ingestor.repair` for how the next run
 puts things right. A file that must be parsed is parsed from a private copy whose hash
 is its version (:mod:`ingest.snapshot`), so a file rewritten mid-run cannot pair one
-content's hash with another's text.
+content's hash with another's text. An archive's members are documents of their own
+(:meth:`Ingestor.ingest_found`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from core.ports import Embedder, SparseEncoder, StoredChunk, VectorStore
 from core.registry import DocumentInfo, Registry
 from core.settings import Settings
 from core.types import Chunk, Document, ParsedDocument, make_doc_id
+from ingest.archives import SEPARATOR, Limits, Member, expand, is_archive
 from ingest.chunk import SectionChunker
 from ingest.discover import Found, discover
-from ingest.parse import parse_file
+from ingest.parse import parse_file, unsupported
 from ingest.snapshot import Snapshot, clean_stale, sha256_of, snapshot
 from ingest.upkeep import Upkeep
 
@@ -45,6 +47,9 @@ class FileResult:
     chunks: int = 0
     pages: int | None = None
     reason: str | None = None
+    # Pages read by OCR, and those of them read with less than the minimum confidence.
+    ocr_pages: int = 0
+    low_confidence_pages: tuple[int, ...] = ()
 
 
 @dataclass
@@ -112,10 +117,10 @@ class Ingestor(Upkeep):
         for found in discover(paths):
             if on_found:
                 on_found(found)
-            result = self.ingest_one(found, acl, report.times)
-            report.files.append(result)
-            if on_file:
-                on_file(result)
+            for result in self.ingest_found(found, acl, report.times):
+                report.files.append(result)
+                if on_file:
+                    on_file(result)
         if report.count("ingested"):
             self.optimize(report.times)
         return report
@@ -136,6 +141,15 @@ class Ingestor(Upkeep):
             log.warning("indexing the store failed; the next ingest retries", exc_info=True)
         if times is not None:
             times.store += time.perf_counter() - started
+
+    def ingest_found(
+        self, found: Found, acl: tuple[str, ...], times: StageTimes
+    ) -> list[FileResult]:
+        """The outcome of a file found: one, or one per member of an archive."""
+        if (found.resolved is not None and self.settings.archives.enabled
+                and is_archive(found.resolved.name)):
+            return self._ingest_archive(found, found.resolved, acl, times)
+        return [self.ingest_one(found, acl, times)]
 
     def ingest_one(self, found: Found, acl: tuple[str, ...], times: StageTimes) -> FileResult:
         before = replace(times)
@@ -166,7 +180,7 @@ class Ingestor(Upkeep):
                 # Changed back since it was hashed? Then the copy is what is active already.
                 if (same := self._if_same(known, copy.sha256, acl, source)) is not None:
                     return same
-                return self._ingest_copy(found, copy, acl, times)
+                return self._ingest_copy(source, found.display_name, copy, acl, times)
         except DocumentError as exc:  # the copy failed: too large, vanished, unreadable
             self.registry.record_failure(doc_id, source, version, str(exc))
             return FileResult(source, "failed", doc_id, reason=str(exc))
@@ -184,12 +198,70 @@ class Ingestor(Upkeep):
         self.registry.set_groups(known.doc_id, acl)
         return FileResult(source, "updated", known.doc_id, known.chunk_count, known.page_count)
 
-    def _ingest_copy(
-        self, found: Found, copy: Snapshot, acl: tuple[str, ...], times: StageTimes
+    # -- archives: each member a document of its own -----------------------------------------
+
+    def _ingest_archive(
+        self, found: Found, path: Path, acl: tuple[str, ...], times: StageTimes
+    ) -> list[FileResult]:
+        """Each member as a document whose source is ``<archive>!/<member path>``.
+
+        The archive is copied once, and expanded inside that copy's scratch folder, removed
+        with it; members are hashed as they come out, so an unchanged member is
+        ``unchanged`` and an unchanged archive writes nothing. Members no longer in the
+        archive leave the index. An archive that cannot be expanded (corrupt, over a limit)
+        fails as one file, and the members it had stay as they were.
+        """
+        source = str(path)
+        limits = Limits.of(self.settings.archives,
+                           int(self.settings.ingest.max_file_mb * 1024 * 1024))
+        try:
+            with snapshot(path, self.scratch, limits.max_total_bytes) as copy:
+                members = expand(copy.path, copy.path.parent / "members", limits, unsupported)
+                results = [self._ingest_member(source, found.display_name, m, acl, times)
+                           for m in members]
+        except DocumentError as exc:
+            doc_id = make_doc_id(source)
+            self.registry.record_failure(doc_id, source, None, str(exc))
+            failed = FileResult(source, "failed", doc_id, reason=str(exc))
+            _count(failed, times, times)
+            return [failed]
+        # The archive itself is no document: drop what an earlier failure recorded of it.
+        known = self.registry.get(make_doc_id(source))
+        if known is not None and known.active_version is None:
+            self.registry.remove(known.doc_id)
+        current = {r.source for r in results}
+        for gone in self.registry.documents_under(source + SEPARATOR):
+            if gone.source not in current:
+                self._delete(gone)
+        return results
+
+    def _ingest_member(
+        self, archive: str, display: str, member: Member, acl: tuple[str, ...],
+        times: StageTimes,
     ) -> FileResult:
-        source = str(found.resolved)
+        source = archive + SEPARATOR + member.name
         doc_id = make_doc_id(source)
-        meta = {"filename": copy.path.name, "display": found.display_name}
+        before = replace(times)
+        if member.path is None or member.sha256 is None:
+            reason = str(member.problem)
+            self.registry.record_failure(doc_id, source, None, reason)
+            result = FileResult(source, "failed", doc_id, reason=reason)
+        else:
+            self.repair(doc_id)  # what an interrupted run left of this member
+            copy = Snapshot(member.path, member.sha256)  # extracted, hashed: a private copy
+            result = (self._if_same(self.registry.get(doc_id), copy.sha256, acl, source)
+                      or self._ingest_copy(source, display + SEPARATOR + member.name, copy,
+                                           acl, times))
+        _count(result, before, times)
+        return result
+
+    # -- one file ------------------------------------------------------------------------------
+
+    def _ingest_copy(
+        self, source: str, display: str, copy: Snapshot, acl: tuple[str, ...], times: StageTimes
+    ) -> FileResult:
+        doc_id = make_doc_id(source)
+        meta = {"filename": copy.path.name, "display": display}
         document = Document(doc_id, source, copy.sha256, acl, meta)
         try:
             parsed, chunks = self._prepare(copy.path, document, times)
@@ -202,7 +274,11 @@ class Ingestor(Upkeep):
         times.files += 1
         times.pages += parsed.page_count or 0
         times.chunks += len(chunks)
-        return FileResult(source, "ingested", doc_id, len(chunks), parsed.page_count)
+        minimum = self.settings.ocr.min_confidence
+        return FileResult(source, "ingested", doc_id, len(chunks), parsed.page_count,
+                          ocr_pages=len(parsed.ocr_pages),
+                          low_confidence_pages=tuple(p.page for p in parsed.ocr_pages
+                                                     if p.low(minimum)))
 
     def _prepare(
         self, path: Path, document: Document, times: StageTimes
@@ -210,7 +286,8 @@ class Ingestor(Upkeep):
         limits = self.settings.ingest
         started = time.perf_counter()
         parsed = parse_file(
-            path, max_bytes=int(limits.max_file_mb * 1024 * 1024), max_pages=limits.max_pages
+            path, max_bytes=int(limits.max_file_mb * 1024 * 1024), max_pages=limits.max_pages,
+            ocr=self.settings.ocr, convert=self.settings.convert, scratch=path.parent,
         )
         times.parse += time.perf_counter() - started
         started = time.perf_counter()
@@ -241,7 +318,8 @@ class Ingestor(Upkeep):
         started = time.perf_counter()
         display = str(document.meta.get("display") or "") or None
         self.registry.begin_version(doc_id, document.source, version, parsed.title,
-                                    parsed.page_count, display_name=display)
+                                    parsed.page_count, display_name=display,
+                                    ocr_pages=parsed.ocr_pages)
         with self.store.session():
             try:
                 for i in range(0, len(points), batch):

@@ -50,6 +50,8 @@ def payload_of(point: StoredChunk) -> dict[str, Any]:
         "char_start": chunk.char_start,
         "char_end": chunk.char_end,
         "categories": list(chunk.meta.get("categories", [])),
+        # Read by OCR from a scan or an image (citations carry it).
+        "ocr": bool(chunk.meta.get("ocr", False)),
         "groups": stored_groups(doc.acl),
         "public": doc.public,
         "ingested_at": point.ingested_at.isoformat(),
@@ -62,6 +64,7 @@ def chunk_of(point_id: str, payload: Mapping[str, Any]) -> Chunk:
         for key in ("source", "display", "title", "section", "ordinal", "categories", "groups",
                     "public", "ingested_at")
     }
+    meta["ocr"] = bool(payload.get("ocr", False))  # absent in chunks stored before OCR
     return Chunk(
         chunk_id=str(point_id),
         doc_id=str(payload["doc_id"]),

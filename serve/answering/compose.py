@@ -123,6 +123,7 @@ def citation(n: int, chunk: Chunk, start: int, end: int, supported: bool) -> Cit
         quote=chunk.text[start:end],
         # Offsets into the document's extracted text, where the chunk starts at char_start.
         start=chunk.char_start + start, end=chunk.char_start + end, supported=supported,
+        ocr=bool(chunk.meta.get("ocr", False)),
     )
 
 

@@ -57,7 +57,7 @@ def answer_event(principal: Principal, exchange: Exchange, answer: Answer) -> Ev
         {"n": c.n, "chunk_id": c.chunk_id, "doc_id": c.doc_id, "version": c.version,
          "source": c.source, "display": c.display, "page": c.page, "quote": c.quote,
          "start": c.start, "end": c.end,
-         "supported": c.supported, "text_sha256": by_chunk.get(c.chunk_id)}
+         "supported": c.supported, "ocr": c.ocr, "text_sha256": by_chunk.get(c.chunk_id)}
         for c in answer.citations
     ]
     checks = [

@@ -188,7 +188,7 @@ def turn_json(answer: Answer, conversation_id: str, audit_id: str) -> dict[str, 
         "citations": [{"n": c.n, "chunk_id": c.chunk_id, "doc_id": c.doc_id,
                        "version": c.version, "source": c.source, "display": c.display,
                        "page": c.page, "quote": c.quote, "start": c.start, "end": c.end,
-                       "supported": c.supported} for c in answer.citations],
+                       "supported": c.supported, "ocr": c.ocr} for c in answer.citations],
     }
 
 

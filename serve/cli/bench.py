@@ -10,6 +10,8 @@ import typer
 
 from serve.cli.common import JsonOpt, out, print_figures, run_cli
 
+SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "scifact"
+
 
 def bench_ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
@@ -146,3 +148,55 @@ def bench_search(
 
     result = run_cli(lambda: run_bench(chunks, queries))
     print_figures(result, as_json)
+
+
+def bench_ocr(
+    pages: Annotated[int, typer.Option(
+        help="Pages per condition (SciFact abstracts, about one page each).", min=1)] = 30,
+    retrieval: Annotated[int, typer.Option(
+        "--retrieval", min=0, help="Also ingest this many SciFact abstracts as image-only PDFs "
+        "and as text, and compare nDCG@10 (slow: OCR of every abstract); 0: skip.")] = 0,
+    corpus: Annotated[Path, typer.Option(help="SciFact's corpus.jsonl.")]
+    = SCIFACT / "corpus.jsonl",
+    queries: Annotated[Path, typer.Option(help="SciFact's queries.jsonl (--retrieval).")]
+    = SCIFACT / "queries.jsonl",
+    qrels: Annotated[Path, typer.Option(help="SciFact's qrels TSV (--retrieval).")]
+    = SCIFACT / "qrels" / "train.tsv",
+    as_json: JsonOpt = False,
+) -> None:
+    """Character error rate and pages/s of OCR on scans of known text (300 dpi clean, 200
+    dpi noisy and skewed, JPEG quality 60), parsed as image-only PDFs by the real parser."""
+    from eval.bench_ocr import bench_ocr as run_bench
+    from eval.bench_ocr import bench_ocr_retrieval
+
+    def work() -> dict[str, object]:
+        result: dict[str, object] = run_bench(corpus, pages)
+        if retrieval:
+            result["retrieval"] = bench_ocr_retrieval(corpus, queries, qrels, retrieval)
+        return result
+
+    result = run_cli(work)
+    if as_json:
+        out.print_json(data=result)
+        return
+    conditions: dict[str, dict[str, object]] = result["conditions"]  # type: ignore[assignment]
+    for name, run in conditions.items():
+        cer = run["cer"]
+        shown = f"{float(cer) * 100:.2f}%" if isinstance(cer, float | int) else "n/a"
+        out.print(f"{name:<10} CER {shown}  {run['pages_per_s']} pages/s  ({run['pages']} pages, "
+                  f"{run['failed_pages']} failed, {run['seconds']} s; per page: median CER "
+                  f"{_percent(run['cer_median_page'])}, worst {_percent(run['cer_worst_page'])}; "
+                  f"mean confidence {run['mean_confidence']})")
+    found = result.get("retrieval")
+    if isinstance(found, dict):
+        out.print(f"retrieval over {found['documents']} abstracts, {found['queries']} queries "
+                  f"(hybrid search):")
+        for name in ("text", "ocr"):
+            m = found[name]
+            out.print(f"  {name:<4} nDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  "
+                      f"MRR@10 {m['mrr@10']:.4f}  ({m['chunks']} chunks, ingest {m['ingest_s']} s, "
+                      f"parse {m['parse_s']} s)")
+
+
+def _percent(value: object) -> str:
+    return f"{float(value) * 100:.2f}%" if isinstance(value, float | int) else "n/a"

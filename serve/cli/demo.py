@@ -190,6 +190,11 @@ def write_pdf(path: Path, pages: list[list[str]]) -> None:
             b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream
             + b"\nendstream"
         )
+    path.write_bytes(pdf_bytes(objects))
+
+
+def pdf_bytes(objects: list[bytes]) -> bytes:
+    """A PDF file of numbered objects (object 1 the catalog), with its cross-reference."""
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, 1):
@@ -202,4 +207,4 @@ def write_pdf(path: Path, pages: list[list[str]]) -> None:
     out += (
         f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
     ).encode()
-    path.write_bytes(bytes(out))
+    return bytes(out)

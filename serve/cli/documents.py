@@ -26,7 +26,7 @@ from serve.cli.common import (
 
 if TYPE_CHECKING:
     from ingest.deletion import Deletion
-    from ingest.pipeline import IngestReport
+    from ingest.pipeline import FileResult, IngestReport
 
 
 def ingest(
@@ -35,7 +35,6 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Parse, chunk, embed and store files; unchanged files are skipped."""
-    from ingest.pipeline import FileResult
 
     def work() -> IngestReport:
         groups = validate_groups(group or ())  # printed as stored (core/names.py)
@@ -62,7 +61,9 @@ def ingest(
                 "summary": summary,
                 "files": [
                     {"source": f.source, "status": f.status, "doc_id": f.doc_id,
-                     "chunks": f.chunks, "pages": f.pages, "reason": f.reason}
+                     "chunks": f.chunks, "pages": f.pages, "reason": f.reason,
+                     "ocr_pages": f.ocr_pages,
+                     "low_confidence_pages": list(f.low_confidence_pages)}
                     for f in report.files
                 ],
             }
@@ -72,7 +73,7 @@ def ingest(
             if f.status == "failed":
                 out.print(f"FAILED  {f.source}: {f.reason}")
             else:
-                out.print(f"{f.status:<9} {f.source} ({f.chunks} chunks)")
+                out.print(f"{f.status:<9} {f.source} ({f.chunks} chunks{_ocr_note(f)})")
         access = ", ".join(validate_groups(group or ())) or "public"
         out.print(
             f"{summary['files']} files: {summary['ingested']} ingested, "
@@ -81,6 +82,14 @@ def ingest(
         )
     if report.failed:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _ocr_note(f: FileResult) -> str:
+    if not f.ocr_pages:
+        return ""
+    low = ", ".join(str(p) for p in f.low_confidence_pages)
+    return (f", {f.ocr_pages} page{'s' if f.ocr_pages > 1 else ''} read by OCR"
+            + (f"; low confidence: page {low}" if low else ""))
 
 
 def _summary(report: IngestReport) -> dict[str, int]:
@@ -159,6 +168,7 @@ def status(as_json: JsonOpt = False) -> None:
             ingestor = c.ingestor  # opens the store
             totals = c.registry.totals()
             docs = c.registry.documents()
+            minimum = c.settings.ocr.min_confidence
             return {
                 **totals,
                 "stored_chunks": c.store.count(),
@@ -168,6 +178,15 @@ def status(as_json: JsonOpt = False) -> None:
                     for d in docs
                     if d.last_status == "failed"
                 ],
+                # Ingested, but OCR read these pages with too little confidence (or not at
+                # all): their text may be wrong.
+                "low_confidence": [
+                    {"source": d.source, "doc_id": d.doc_id,
+                     "pages": [p.as_json() for p in d.low_confidence(minimum)]}
+                    for d in docs
+                    if d.active_version and d.low_confidence(minimum)
+                ],
+                "min_confidence": minimum,
             }
 
     data = run_cli(work)
@@ -179,6 +198,14 @@ def status(as_json: JsonOpt = False) -> None:
     out.print(f"failed:    {data['failed']}")
     for failure in data["failures"]:
         out.print(f"  {failure['source']}: {failure['reason']}")
+    if data["low_confidence"]:
+        out.print(f"low-confidence OCR (under {data['min_confidence']:g}): "
+                  f"{len(data['low_confidence'])} documents")
+    for doc in data["low_confidence"]:
+        pages = ", ".join(
+            f"page {p['page']} ({p['error']})" if p.get("error")
+            else f"page {p['page']} ({p['confidence']:g}%)" for p in doc["pages"])
+        out.print(f"  {doc['source']}: {pages}")
     for problem in data["disagreements"]:
         out.print(f"DISAGREEMENT {problem} (run `enclave ingest` again to repair)")
 

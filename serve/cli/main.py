@@ -31,7 +31,7 @@ for command in commands:
 bench_app = typer.Typer(help="Benchmarks that print figures (not tests).", no_args_is_help=True)
 benches: dict[str, Callable[..., None]] = {
     "ingest": bench.bench_ingest, "jobs": bench.bench_jobs, "audit": bench.bench_audit,
-    "chat": bench.bench_chat, "search": bench.bench_search,
+    "chat": bench.bench_chat, "search": bench.bench_search, "ocr": bench.bench_ocr,
 }
 for name, command in benches.items():
     bench_app.command(name)(command)

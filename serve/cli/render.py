@@ -24,6 +24,7 @@ def answer_json(answer: Answer, *, checks: bool = False) -> dict[str, Any]:
                 "start": c.start,
                 "end": c.end,
                 "supported": c.supported,
+                "ocr": c.ocr,
             }
             for c in answer.citations
         ],

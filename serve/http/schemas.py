@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -12,7 +13,7 @@ from core.conversations import Conversation, StoredTurn
 from core.jobs import DeadLetter, Item, Job
 from core.names import text_problem
 from core.registry import DocumentInfo
-from core.types import Answer, Chunk, Citation
+from core.types import Answer, Chunk, Citation, PageOcr
 
 if TYPE_CHECKING:
     from ingest.deletion import Deletion
@@ -69,6 +70,20 @@ class JobOut(BaseModel):
         )
 
 
+class OcrPageOut(BaseModel):
+    """A page OCR read: its words' mean confidence (0-100), or why it could not read it."""
+
+    page: int
+    confidence: float | None
+    words: int
+    error: str | None = None
+
+    @classmethod
+    def of(cls, page: PageOcr) -> OcrPageOut:
+        return cls(page=page.page, confidence=page.confidence, words=page.words,
+                   error=page.error or None)
+
+
 class ItemOut(BaseModel):
     item_id: int
     source: str
@@ -80,13 +95,17 @@ class ItemOut(BaseModel):
     pages: int | None
     started_at: datetime | None
     finished_at: datetime | None
+    # Pages OCR read with less than ENCLAVE_OCR__MIN_CONFIDENCE (or could not read): the
+    # document is ingested, but these pages' text may be wrong; someone should look.
+    low_confidence_pages: list[OcrPageOut] = Field(default_factory=list)
 
     @classmethod
-    def of(cls, item: Item) -> ItemOut:
+    def of(cls, item: Item, low_confidence: Sequence[PageOcr] = ()) -> ItemOut:
         return cls(
             item_id=item.item_id, source=item.source, doc_id=item.doc_id, status=item.status,
             reason=item.reason, attempts=item.attempts, chunks=item.chunks, pages=item.pages,
             started_at=item.started_at, finished_at=item.finished_at,
+            low_confidence_pages=[OcrPageOut.of(p) for p in low_confidence],
         )
 
 
@@ -109,9 +128,13 @@ class JobDetail(JobOut):
 
     @classmethod
     def with_items(
-        cls, job: Job, items: list[Item], dead: list[DeadLetter]
+        cls, job: Job, items: list[Item], dead: list[DeadLetter],
+        low_confidence: Mapping[str, Sequence[PageOcr]] | None = None,
     ) -> JobDetail:
-        return cls(**JobOut.of(job).model_dump(), items=[ItemOut.of(i) for i in items],
+        """``low_confidence``: by doc_id, the pages of its ingested item to list."""
+        low = low_confidence or {}
+        return cls(**JobOut.of(job).model_dump(),
+                   items=[ItemOut.of(i, low.get(i.doc_id or "", ())) for i in items],
                    dead_letters=[DeadLetterOut.of(d) for d in dead])
 
 
@@ -184,6 +207,8 @@ class CitationOut(BaseModel):
     start: int
     end: int
     supported: bool
+    ocr: bool = Field(default=False, description="The cited text was read by OCR from a scan "
+                      "or an image: it may hold misread words.")
 
     @classmethod
     def of(cls, c: Citation, paths: bool = False) -> CitationOut:
@@ -191,7 +216,7 @@ class CitationOut(BaseModel):
         display name."""
         return cls(n=c.n, chunk_id=c.chunk_id, doc_id=c.doc_id, version=c.version,
                    source=c.source if paths else shown_source(c), page=c.page, quote=c.quote,
-                   start=c.start, end=c.end, supported=c.supported)
+                   start=c.start, end=c.end, supported=c.supported, ocr=c.ocr)
 
 
 def shown_source(c: Citation) -> str:
@@ -317,6 +342,7 @@ class ChunkOut(BaseModel):
     page_end: int | None
     char_start: int
     char_end: int
+    ocr: bool = False  # read by OCR from a scan or an image
 
     @classmethod
     def of(cls, chunk: Chunk, info: DocumentInfo, paths: bool = False) -> ChunkOut:
@@ -324,4 +350,5 @@ class ChunkOut(BaseModel):
                    source=info.source if paths else info.display_name, title=info.title,
                    text=chunk.text,
                    page_start=chunk.page_start, page_end=chunk.page_end,
-                   char_start=chunk.char_start, char_end=chunk.char_end)
+                   char_start=chunk.char_start, char_end=chunk.char_end,
+                   ocr=bool(chunk.meta.get("ocr", False)))

@@ -235,7 +235,7 @@ def test_a_time_limit_wrapped_by_a_library_still_reads_as_the_time_limit(
         def repair(self, doc_id: str | None = None) -> int:
             return 0
 
-        def ingest_one(self, *_: object) -> None:
+        def ingest_found(self, *_: object) -> None:
             try:
                 raise _Deadline()
             except _Deadline as exc:

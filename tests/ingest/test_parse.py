@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import EmptyDocument, EncryptedDocument, UnsupportedType
+from core.errors import CorruptDocument, EmptyDocument, EncryptedDocument, UnsupportedType
 from ingest.parse import parse_file, table_html_to_text
 from tests.conftest import shared
 
@@ -55,8 +55,12 @@ def test_refusals(tmp_path: Path):
     (tmp_path / "empty.md").write_text("")
     with pytest.raises(EmptyDocument):
         parse_file(tmp_path / "empty.md", **LIMITS)
-    (tmp_path / "old.doc").write_bytes(b"\xd0\xcf\x11\xe0")
+    (tmp_path / "song.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVE")
     with pytest.raises(UnsupportedType):
+        parse_file(tmp_path / "song.wav", **LIMITS)
+    # Cut short: LibreOffice would read it as a line of plain-text garbage.
+    (tmp_path / "old.doc").write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.raises(CorruptDocument, match=r"not a \.doc file"):
         parse_file(tmp_path / "old.doc", **LIMITS)
     (tmp_path / "blank.txt").write_text("   \n\n  ")
     with pytest.raises(EmptyDocument):

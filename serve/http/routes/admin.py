@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 from core.admin_records import record_job
 from core.audit import AuditLog
 from core.errors import InputError
-from core.jobs import ITEM_STATUSES, Job
+from core.jobs import ITEM_DONE, ITEM_STATUSES, UNCHANGED, Job
 from core.names import validate_groups
 from core.types import Principal
 from ingest.deletion import delete_document_recorded
@@ -97,8 +97,14 @@ def job_detail(
         raise InputError(f"items: one of {', '.join(ITEM_STATUSES)}")
     book = container.jobs
     job = book.get(job_id)
-    return JobDetail.with_items(job, book.items(job_id, items, limit, offset),
-                                book.dead_letters(job_id))
+    page = book.items(job_id, items, limit, offset)
+    # Ingested items whose OCR'd pages were read with too little confidence: the registry
+    # keeps every page's confidence; the threshold is today's setting.
+    ingested = [i.doc_id for i in page if i.doc_id and i.status in (ITEM_DONE, UNCHANGED)]
+    minimum = container.settings.ocr.min_confidence
+    low = {doc_id: [p for p in pages if p.low(minimum)]
+           for doc_id, pages in container.registry.ocr_pages(ingested).items()}
+    return JobDetail.with_items(job, page, book.dead_letters(job_id), low)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)

@@ -114,7 +114,7 @@ async function openDetail(id, announce = true) {
     body.append(h("tr", { class: `item ${item.status}` },
       h("td", { class: "clip", text: item.source }),
       h("td", { class: "item-status", text: item.status }),
-      h("td", { class: "item-error", text: item.reason ?? "" }),
+      h("td", { class: "item-error", text: item.reason ?? lowConfidence(item) }),
       h("td", { text: item.chunks }), h("td", { text: item.attempts })));
   }
   table.append(body);
@@ -126,6 +126,14 @@ async function openDetail(id, announce = true) {
   if (announce) status(`Opened job ${short(job.job_id)} (${job.status}).`);
   if (announce) schedule(running);
   return running;
+}
+
+// Ingested, but OCR read these pages with little confidence (or not at all): worth a look.
+function lowConfidence(item) {
+  const pages = item.low_confidence_pages ?? [];
+  if (!pages.length) return "";
+  return "low-confidence OCR: " + pages.map((p) => p.error
+    ? `page ${p.page} (${p.error})` : `page ${p.page} (${Math.round(p.confidence)}%)`).join(", ");
 }
 
 // Signing out leaves no job on the page.

@@ -218,6 +218,7 @@ export function renderAnswer(answerBox, data) {
           : citeButton(c, `[${c.n}]`, label(c, k), refused),
         " ", h("span", { class: "src", text: c.source }),
         c.page ? h("span", { class: "page", text: ` p. ${c.page}` }) : null,
+        c.ocr ? h("span", { class: "ocr", title: OCR_NOTE, text: " (OCR)" }) : null,
         unsupported ? h("span", { class: "flag", text: " unsupported" }) : null,
         h("q", { class: "quote", text: c.quote })));
     });
@@ -256,6 +257,9 @@ export function locate(text, quote, start, charStart) {
   return match ? [match.index, match.index + match[0].length] : null;
 }
 
+// Scans and images are read by OCR: the passage may hold words misread from the picture.
+const OCR_NOTE = "read by OCR from a scan or an image: some words may be misread";
+
 async function openCitation(c, unsupported) {
   const panel = $("citation-panel");
   const meta = clear($("citation-meta"));
@@ -263,6 +267,7 @@ async function openCitation(c, unsupported) {
   add("Source", c.source);
   add("Page", c.page ?? "–");
   add("Version", c.version);
+  if (c.ocr) add("Text", OCR_NOTE);
   $("citation-title").textContent = `Citation ${c.n}`;
   const flag = $("citation-flag");
   flag.hidden = !unsupported;

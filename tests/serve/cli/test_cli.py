@@ -73,7 +73,9 @@ def test_ask_prints_a_cited_answer_in_the_contract_shape(samples, cli_env):
     assert answer["outcome"] == "answered" and not answer["refused"]
     assert "180 euros" in answer["answer"]
     citation = answer["citations"][0]
-    assert set(citation) == {"n", "doc_id", "version", "source", "page", "quote", "start", "end", "supported"}
+    assert set(citation) == {"n", "doc_id", "version", "source", "page", "quote", "start", "end",
+                             "supported", "ocr"}
+    assert citation["ocr"] is False  # the PDF's own text layer, not OCR
     assert citation["source"].endswith("expense-policy.pdf")
     assert citation["page"] == 1 and citation["supported"]
     assert citation["end"] - citation["start"] == len(citation["quote"])

@@ -515,7 +515,7 @@ def test_stream_parsing_hostile_text_and_unsupported_citations(
         "audit_id": "a0", "answer": f"Bold claim {hostile} [1]. Another claim [2].",
         "citations": [
             {**cite, "n": 1, "source": f"/docs/{hostile}.md", "quote": "quoted text",
-             "supported": True},
+             "supported": True, "ocr": True},
             {**cite, "n": 2, "source": "/docs/b.md", "quote": "other words", "supported": False},
         ],
     }
@@ -538,9 +538,13 @@ def test_stream_parsing_hostile_text_and_unsupported_citations(
     expect(bad).to_have_class(re.compile(r"\bunsupported\b"))
     expect(bad).to_contain_text("unsupported")
     expect(shown.locator("li.source.unsupported")).to_contain_text("unsupported")
+    # Citation 1 was read by OCR from a scan: the list and the passage view say so.
+    expect(shown.locator("li.source").first.locator(".ocr")).to_have_text("(OCR)")
+    expect(shown.locator("li.source").nth(1).locator(".ocr")).to_have_count(0)
     shown.get_by_role("button", name=re.compile(r"^Citation 1: ")).click()
     dialog = page.get_by_role("dialog")
     expect(dialog.locator("mark")).to_have_text("quoted text")
+    expect(dialog.locator("#citation-meta")).to_contain_text("read by OCR")
     expect(dialog.locator("blockquote")).to_have_text(chunk["text"])
     assert page.locator("img, #turns script, dialog script").count() == 0
     assert page.evaluate("window.pwned") is None
