@@ -112,6 +112,7 @@ class Container:
             runner = JobRunner(
                 self.settings.jobs, self.jobs, self.queue, lambda: self.ingestor,
                 timeouts=timeouts, upload_dir=self.settings.resolved_upload_dir,
+                private=[self.settings.resolved_data_dir],
             )
             if isinstance(self.queue, InlineQueue):
                 self.queue.runner = runner

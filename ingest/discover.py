@@ -8,14 +8,21 @@ is never held in memory.
 Jobs confined to allowed folders pass ``allowed``: an entry that resolves outside them (a
 link to /etc planted in a share) becomes one skipped entry, is never walked, and its
 target is never named, since naming it would tell an admin what lies outside.
+
+``private`` folders (enclave's own data folder: its database, store, audit texts and keys)
+are never walked, even when an admin names a folder that holds them: they must never
+become documents employees can search.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 OUTSIDE = "skipped: a link that leads outside the allowed folders"
 
@@ -41,18 +48,28 @@ class Found:
         return self.display or (self.resolved or self.path).name
 
 
-def discover(paths: Iterable[Path], allowed: Allowed | None = None) -> Iterator[Found]:
-    """``allowed``: whether a real path may be read; entries it refuses are not walked."""
+def discover(paths: Iterable[Path], allowed: Allowed | None = None,
+             private: Iterable[Path] = ()) -> Iterator[Found]:
+    """``allowed``: whether a real path may be read; entries it refuses are not walked.
+    ``private``: folders never walked (see the module's docstring)."""
     seen_files: set[tuple[int, int]] = set()
     seen_dirs: set[tuple[int, int]] = set()
+    for folder in private:
+        try:
+            stat = Path(folder).stat()
+        except OSError:
+            continue  # not there yet: nothing in it to skip
+        seen_dirs.add((stat.st_dev, stat.st_ino))
+    private_dirs = frozenset(seen_dirs)
     for path in paths:
         top = Path(path)
-        yield from _walk(top, top, allowed, seen_files, seen_dirs)
+        yield from _walk(top, top, allowed, seen_files, seen_dirs, private_dirs)
 
 
 def _walk(
     path: Path, top: Path, allowed: Allowed | None,
     seen_files: set[tuple[int, int]], seen_dirs: set[tuple[int, int]],
+    private_dirs: frozenset[tuple[int, int]] = frozenset(),
 ) -> Iterator[Found]:
     try:
         resolved = path.resolve(strict=True)
@@ -81,6 +98,8 @@ def _walk(
     key = (stat.st_dev, stat.st_ino)
     if resolved.is_dir():
         if key in seen_dirs:
+            if key in private_dirs:
+                log.warning("not ingesting %s: it is enclave's own data folder", path)
             return  # reached again through a link: already walked
         seen_dirs.add(key)
         try:
@@ -91,7 +110,8 @@ def _walk(
         for entry in entries:
             if entry.name.startswith("."):
                 continue  # .git, .DS_Store and editor droppings are not documents
-            yield from _walk(path / entry.name, top, allowed, seen_files, seen_dirs)
+            yield from _walk(path / entry.name, top, allowed, seen_files, seen_dirs,
+                             private_dirs)
         return
     if not resolved.is_file():
         yield Found(path, None, "not a regular file")

@@ -57,6 +57,7 @@ class JobRunner:
         worker: str | None = None,
         timeouts: tuple[type[BaseException], ...] = (),
         upload_dir: Path | None = None,
+        private: Sequence[Path] = (),
     ) -> None:
         self.settings = settings
         self.book = book
@@ -67,6 +68,8 @@ class JobRunner:
         self.timeouts = timeouts
         # Uploads to the admin API land in upload_dir; always readable by their jobs.
         self.roots = AllowedRoots(settings.allowed_roots, upload_dir)
+        # Folders never walked: enclave's own data folder (ingest.discover).
+        self.private = tuple(private)
 
     # -- admin actions -------------------------------------------------------------------------
 
@@ -133,7 +136,7 @@ class JobRunner:
         unlisted: list[str] = []
         batch: list[tuple[str, str | None, str, str | None]] = []
         # Links that lead out of the roots are not walked: one item each, target unnamed.
-        for found in discover((Path(s) for s in job.sources), self.allowed):
+        for found in discover((Path(s) for s in job.sources), self.allowed, self.private):
             batch.append(self._item_row(found, unlisted))
             if len(batch) >= self.settings.plan_batch:
                 self._add(job_id, batch)
@@ -222,7 +225,7 @@ class JobRunner:
             raise DocumentBusy(f"{item.source} is being ingested by another job")
         try:
             with self._heartbeat(item.item_id):
-                found = next(iter(discover([Path(item.source)], self.allowed)), None)
+                found = next(iter(discover([Path(item.source)], self.allowed, self.private)), None)
                 if found is None or (found.resolved and found.resolved.is_dir()):
                     self.book.finish(item.item_id, FAILED, "unreadable: no longer a file")
                     return

@@ -114,7 +114,7 @@ class Ingestor(Upkeep):
     ) -> IngestReport:
         acl = validate_groups(groups)
         report = IngestReport(repaired=self.repair())
-        for found in discover(paths):
+        for found in discover(paths, private=[self.settings.resolved_data_dir]):
             if on_found:
                 on_found(found)
             for result in self.ingest_found(found, acl, report.times):

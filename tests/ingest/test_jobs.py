@@ -249,3 +249,20 @@ def test_a_time_limit_wrapped_by_a_library_still_reads_as_the_time_limit(
     runner.run_item(queue.items[0])
     item = inline.jobs.items(job.job_id)[0]
     assert (item.status, item.reason) == (FAILED, "took longer than the time limit of 600 s")
+
+
+def test_enclave_own_data_folder_is_never_ingested(inline: Container, tmp_path: Path) -> None:
+    # The data folder (tmp_path/"data": database, store, audit texts, keys) lies inside the
+    # folder an admin names: its files must not become documents employees can search.
+    write_texts(tmp_path / "share", 2)
+    inline.ingestor.check()  # opens the database and the store, so their files exist
+    assert [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    data = str((tmp_path / "data").resolve())
+
+    job = inline.job_runner().submit([tmp_path])
+    sources = [i.source for i in inline.jobs.items(job.job_id)]
+    assert len(sources) == 2 and not any(s.startswith(data) for s in sources), sources
+
+    report = inline.ingestor.ingest([tmp_path])
+    assert [f.source for f in report.files if f.source.startswith(data)] == []
+    assert inline.registry.totals()["documents"] == 2
