@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,30 @@ class Api:
         self.http.close()
         self.server.should_exit = True
         self.thread.join(timeout=20)
+
+
+@contextmanager
+def serving_samples(root: Path, embedder: Embedder, samples: dict[str, Path],
+                    **sections: Any) -> Iterator[Api]:
+    """A server over the demo samples (public, and finance for group finance); settings
+    sections given are merged into the defaults (jobs inline, the store opened per
+    operation)."""
+    settings = Settings(data_dir=root / "data", qdrant={"hold_open": False},
+                        jobs={"mode": "inline"}, **sections)
+    container = Container(settings, embedder=embedder)
+    assert not container.ingestor.ingest([samples["public"]]).failed
+    assert not container.ingestor.ingest([samples["finance"]], ["finance"]).failed
+    api = Api(container)
+    try:
+        yield api
+    finally:
+        api.stop()
+        container.close()
+
+
+def bearer_client(api: Api, key: str, timeout: float = 300) -> httpx.Client:
+    return httpx.Client(base_url=api.base, timeout=timeout,
+                        headers={"Authorization": f"Bearer {key}"})
 
 
 @pytest.fixture

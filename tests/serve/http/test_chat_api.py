@@ -20,7 +20,7 @@ from core.container import Container
 from core.errors import ModelError
 from core.ports import Embedder, FakeGenerator
 from core.settings import Settings
-from tests.serve.conftest import Api
+from tests.serve.conftest import Api, bearer_client, serving_samples
 
 LEAVE = "How many days of paid leave do employees get?"
 HOTEL = "What is the hotel limit per night?"
@@ -29,20 +29,13 @@ HOTEL = "What is the hotel limit per night?"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, real_embedder: Embedder,
            samples: dict[str, Path]) -> Iterator[Api]:
-    root = tmp_path_factory.mktemp("chat")
-    settings = Settings(data_dir=root / "data", qdrant={"hold_open": False},
-                        jobs={"mode": "inline"}, serve={"rate_per_minute": 1000})
-    container = Container(settings, embedder=real_embedder)
-    assert not container.ingestor.ingest([samples["public"]]).failed
-    assert not container.ingestor.ingest([samples["finance"]], ["finance"]).failed
-    api = Api(container)
-    yield api
-    api.stop()
-    container.close()
+    with serving_samples(tmp_path_factory.mktemp("chat"), real_embedder, samples,
+                         serve={"rate_per_minute": 1000}) as api:
+        yield api
 
 
 def _client(api: Api, key: str) -> httpx.Client:
-    return httpx.Client(base_url=api.base, timeout=300, headers={"Authorization": f"Bearer {key}"})
+    return bearer_client(api, key, timeout=300)
 
 
 def _events(response: httpx.Response) -> list[tuple[str, dict]]:

@@ -21,12 +21,10 @@ import httpx
 import pytest
 
 from core.audit import Filters
-from core.container import Container
 from core.ports import Embedder
-from core.settings import Settings
 from ingest.deletion import REDACTED, delete_document_recorded
 from serve.answering.service import WITHHELD
-from tests.serve.conftest import Api
+from tests.serve.conftest import Api, bearer_client, serving_samples
 
 HOTEL = "What is the hotel limit per night?"
 LEAVE = "How many days of paid leave do employees get?"
@@ -35,21 +33,13 @@ LEAVE = "How many days of paid leave do employees get?"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, real_embedder: Embedder,
            samples: dict[str, Path]) -> Iterator[Api]:
-    root = tmp_path_factory.mktemp("hardening")
-    settings = Settings(data_dir=root / "data", qdrant={"hold_open": False},
-                        jobs={"mode": "inline"}, answer={"mode": "extractive"},
-                        serve={"rate_per_minute": 10_000})
-    container = Container(settings, embedder=real_embedder)
-    assert not container.ingestor.ingest([samples["public"]]).failed
-    assert not container.ingestor.ingest([samples["finance"]], ["finance"]).failed
-    api = Api(container)
-    yield api
-    api.stop()
-    container.close()
+    with serving_samples(tmp_path_factory.mktemp("hardening"), real_embedder, samples,
+                         answer={"mode": "extractive"}, serve={"rate_per_minute": 10_000}) as api:
+        yield api
 
 
 def _client(api: Api, key: str) -> httpx.Client:
-    return httpx.Client(base_url=api.base, timeout=120, headers={"Authorization": f"Bearer {key}"})
+    return bearer_client(api, key, timeout=120)
 
 
 def _ask(http: httpx.Client, question: str, **extra: Any) -> dict[str, Any]:
