@@ -12,15 +12,18 @@ TORCH_SPEC ?= torch==2.13.0
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 CHROMIUM ?= /usr/bin/chromium
-# OCR (Tesseract) and legacy Office conversion (LibreOffice, headless): Debian's packages.
+# OCR (Tesseract) and legacy Office conversion (LibreOffice, headless): Debian's packages;
+# Samba's smbd and Dovecot too, which the source tests start on loopback ports of their own.
 TESSERACT ?= /usr/bin/tesseract
 SOFFICE ?= /usr/bin/soffice
-SYSTEM_PACKAGES := strace tesseract-ocr tesseract-ocr-eng libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
+SMBD ?= /usr/sbin/smbd
+DOVECOT ?= /usr/sbin/dovecot
+SYSTEM_PACKAGES := strace samba dovecot-imapd tesseract-ocr tesseract-ocr-eng libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install demo test lint lock clean
 
-install: $(STAMP) $(TESSERACT) $(SOFFICE)
+install: $(STAMP) $(TESSERACT) $(SOFFICE) $(SMBD) $(DOVECOT)
 
 $(STAMP): pyproject.toml requirements/lock.txt requirements/nodeps.txt requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,7 +46,7 @@ $(CHROMIUM):
 	$(SUDO) apt-get install -y -q chromium || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
 # Local OCR and document conversion; nothing is downloaded at run time.
-$(TESSERACT) $(SOFFICE):
+$(TESSERACT) $(SOFFICE) $(SMBD) $(DOVECOT):
 	$(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES) || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES))
 
 lint: install

@@ -27,6 +27,7 @@ from core.ports import (
 )
 from core.registry import Registry
 from core.settings import Settings
+from core.sources import SourceBook
 from core.users import UserBook
 
 if TYPE_CHECKING:
@@ -88,6 +89,10 @@ class Container:
         return UserBook(self.database)
 
     @cached_property
+    def sources(self) -> SourceBook:
+        return SourceBook(self.database)
+
+    @cached_property
     def jobs(self) -> JobBook:
         return JobBook(self.database)
 
@@ -108,11 +113,13 @@ class Container:
     def job_runner(self, timeouts: tuple[type[BaseException], ...] = ()) -> JobRunner:
         if self._job_runner is None:
             from ingest.jobs import InlineQueue, JobRunner
+            from ingest.sources.sync import Connections
 
             runner = JobRunner(
                 self.settings.jobs, self.jobs, self.queue, lambda: self.ingestor,
                 timeouts=timeouts, upload_dir=self.settings.resolved_upload_dir,
                 private=[self.settings.resolved_data_dir],
+                sources=self.sources, connections=Connections(self.settings),
             )
             if isinstance(self.queue, InlineQueue):
                 self.queue.runner = runner

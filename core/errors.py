@@ -11,7 +11,8 @@
     │   ├── NotFound                no such document, chunk or path
     │   ├── AccessDenied            the principal may not see or do this (HTTP 403)
     │   ├── Unauthenticated         no credentials, or unknown or revoked ones (HTTP 401)
-    │   └── RateLimited             this key sent too many requests; retry later (HTTP 429)
+    │   ├── RateLimited             this key sent too many requests; retry later (HTTP 429)
+    │   └── SyncRunning             a sync of this source is running already (HTTP 409)
     ├── DocumentError               one file cannot be ingested; the run goes on without it
     │   ├── UnsupportedType         no parser for this kind of file
     │   ├── EmptyDocument           the file holds no extractable text
@@ -21,6 +22,9 @@
     │   ├── UnreadableFile          permissions, a vanished file, a symlink loop
     │   └── UnsafeContent           refused as hostile: an archive member whose path
     │                               leaves the archive, or a link
+    ├── SourceError                 a source (share, mailbox, site) cannot be listed or read:
+    │                               down, wrong credentials, a TLS failure, a missing path;
+    │                               its sync deletes nothing and says why on the job
     └── BackendError                a store, database or model is unavailable: transient, retry later
         ├── StoreError              Qdrant
         ├── RegistryError           the metadata database
@@ -114,6 +118,14 @@ class UnreadableFile(DocumentError):
 
 class UnsafeContent(DocumentError):
     kind = "unsafe"
+
+
+class SyncRunning(InputError):
+    pass
+
+
+class SourceError(EnclaveError):
+    pass
 
 
 class BackendError(EnclaveError):

@@ -315,6 +315,12 @@ class JobBook:
         with self.db.session() as s:
             return s.scalar(select(JobRow.status).where(JobRow.job_id == job_id)) == CANCELLED
 
+    def is_finished(self, job_id: str) -> bool:
+        """Done or cancelled; a job that no longer exists counts as finished."""
+        with self.db.session() as s:
+            status = s.scalar(select(JobRow.status).where(JobRow.job_id == job_id))
+            return status is None or status in (DONE, CANCELLED)
+
     # -- items -------------------------------------------------------------------------------
 
     def add_items(self, job_id: str, rows: Iterable[tuple[str, str | None, str, str | None]]) -> int:

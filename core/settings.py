@@ -198,6 +198,8 @@ class AnswerSettings(BaseModel):
 
 
 class JobsSettings(BaseModel):
+    # How often Celery beat looks for source syncs that are due (`enclave sources add --every`).
+    schedule_check_s: float = Field(default=60.0, ge=5)
     # celery: jobs run on `enclave worker` processes through the broker (default).
     # inline: the submitting process runs the job itself; no broker, no worker.
     mode: Literal["celery", "inline"] = "celery"

@@ -37,6 +37,17 @@ class Found:
     # The path relative to the folder it was found in (a file named directly: its name);
     # what employees see instead of the server's path. None: the file name.
     display: str | None = None
+    # The document's source, when it is not the file's own path: a sync fetches an
+    # smb://, imap:// or https:// entry into a scratch file, and cites the entry.
+    source: str | None = None
+    # What its source says of it, kept with every chunk: a message's From, To, Date and
+    # Subject; the message an attachment came with ("parent").
+    meta: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def source_name(self) -> str:
+        """What the document is called in enclave: ``source``, else the file's real path."""
+        return self.source or str(self.resolved or self.path.absolute())
 
     @property
     def reason(self) -> str:

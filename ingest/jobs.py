@@ -14,11 +14,21 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import replace
 from pathlib import Path, PurePath
 
-from core.errors import AccessDenied, BackendError, InputError, NotFound, one_line
+from core.errors import (
+    AccessDenied,
+    BackendError,
+    ConfigError,
+    DocumentError,
+    InputError,
+    NotFound,
+    SourceError,
+    SyncRunning,
+    one_line,
+)
 from core.jobs import (
     CANCELLED,
     DELETED,
@@ -33,11 +43,22 @@ from core.jobs import (
 )
 from core.names import validate_groups
 from core.ports import JobQueue
-from core.settings import JobsSettings
+from core.settings import JobsSettings, Settings
+from core.sources import SourceBook, source_of_job
 from core.types import MEMBER_SEPARATOR, make_doc_id
 from ingest.discover import OUTSIDE, Found, discover
 from ingest.pipeline import FileResult, Ingestor, StageTimes, Status
 from ingest.roots import AllowedRoots, checked
+from ingest.sources.base import Entry
+from ingest.sources.sync import (
+    Connections,
+    as_found,
+    deleter,
+    fetch_folder,
+    found_entry,
+    open_connector,
+    plan_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +79,8 @@ class JobRunner:
         timeouts: tuple[type[BaseException], ...] = (),
         upload_dir: Path | None = None,
         private: Sequence[Path] = (),
+        sources: SourceBook | None = None,
+        connections: Connections | None = None,
     ) -> None:
         self.settings = settings
         self.book = book
@@ -70,6 +93,9 @@ class JobRunner:
         self.roots = AllowedRoots(settings.allowed_roots, upload_dir)
         # Folders never walked: enclave's own data folder (ingest.discover).
         self.private = tuple(private)
+        # Sources synced as jobs (ingest/sources), and the connections workers keep open.
+        self.sources = sources
+        self.connections = connections
 
     # -- admin actions -------------------------------------------------------------------------
 
@@ -103,6 +129,42 @@ class JobRunner:
         """The real path, if it lies inside an allowed root (any, when none are configured)."""
         return self.roots.confine(path)
 
+    def sync_source(self, name: str, owner: str = "admin") -> Job:
+        """Start a sync of the source ``name``: a job of its own. SyncRunning when a sync
+        of it is running already (one at a time per source)."""
+        book = self._source_book()
+        source = book.get(name)
+        if source.job_id and not self.book.is_finished(source.job_id):
+            raise SyncRunning(f"source {name} is being synced by job {source.job_id}; "
+                              "wait for it to finish")
+        job_id = self.book.create(owner, [source.job_source], (), True)
+        try:
+            book.claim(name, job_id)  # the check above raced another sync: one wins
+        except SyncRunning:
+            self.book.abandon(job_id, "not started: another sync of the source started first")
+            raise
+        try:
+            self.queue.send_plan(job_id)
+        except BackendError as exc:
+            self.book.abandon(job_id, f"not started: {one_line(exc)}")
+            raise
+        return self.book.get(job_id)
+
+    def sync_due(self, owner: str = "schedule") -> list[Job]:
+        """Start the syncs whose schedule says they are due (cron, or Celery beat)."""
+        started = []
+        for name in self._source_book().due():
+            try:
+                started.append(self.sync_source(name, owner))
+            except SyncRunning:
+                continue  # still running from its last turn: it is not due twice
+        return started
+
+    def _source_book(self) -> SourceBook:
+        if self.sources is None:
+            raise ConfigError("this runner was built without sources")
+        return self.sources
+
     def allowed(self, resolved: Path) -> bool:
         """Whether a real (symlink-resolved) path may be read: inside a root, or no roots set."""
         return self.roots.allowed(resolved)
@@ -133,6 +195,13 @@ class JobRunner:
 
     def _plan(self, job_id: str) -> None:
         job = self.book.get(job_id)
+        name = source_of_job(job.sources)
+        if name is not None:
+            error = self._plan_source(job, name)
+            self.book.set_planned(job_id, error)
+            self.dispatch(job_id)
+            self.book.finish_if_complete(job_id)
+            return
         unlisted: list[str] = []
         batch: list[tuple[str, str | None, str, str | None]] = []
         # Links that lead out of the roots are not walked: one item each, target unnamed.
@@ -182,6 +251,36 @@ class JobRunner:
                 self.book.add_items(job.job_id, [(source, doc_id, DELETED, "the file is gone")])
         return None
 
+    def _plan_source(self, job: Job, name: str) -> str | None:
+        book = self._source_book()
+        try:
+            source = book.get(name)
+        except NotFound:
+            return "the source was removed"
+        try:
+            # Opened for this listing alone: the items log on again (once per worker).
+            with closing(open_connector(source, self._settings())) as connector:
+                return plan_source(
+                    book, source, job.job_id, connector,
+                    add=lambda rows: self._add(job.job_id, rows),
+                    delete=deleter(self._ingestor().delete_id),
+                    batch=self.settings.plan_batch)
+        except SourceError as exc:  # could not even be opened: wrong credentials, down
+            return f"nothing deleted: {one_line(exc)}"
+        except (BackendError, DocumentError):
+            raise
+        except Exception as exc:  # a bug or an option a connector refuses: said on the job
+            log.exception("listing source %s failed", name)
+            return f"nothing deleted: the source could not be listed: {one_line(exc)}"
+
+    def _connections(self) -> Connections:
+        if self.connections is None:
+            raise ConfigError("this runner was built without source connections")
+        return self.connections
+
+    def _settings(self) -> Settings:
+        return self._connections().settings
+
     def dispatch(self, job_id: str) -> None:
         taken = self.book.take_pending(job_id, self.settings.window)
         for n, item_id in enumerate(taken):
@@ -223,6 +322,10 @@ class JobRunner:
             return
         if self.book.others_running(item, self.settings.stale_after_s):
             raise DocumentBusy(f"{item.source} is being ingested by another job")
+        name = source_of_job(job.sources)
+        if name is not None:
+            self._run_source_item(item, name)
+            return
         try:
             with self._heartbeat(item.item_id):
                 found = next(iter(discover([Path(item.source)], self.allowed, self.private)), None)
@@ -257,6 +360,62 @@ class JobRunner:
         log.info("item %s of job %s: %s, %d chunks", item.item_id, item.job_id, result.status,
                  result.chunks, extra={"item_id": item.item_id, "job_id": item.job_id,
                                        "outcome": result.status, "chunks": result.chunks})
+
+    def _run_source_item(self, item: Item, name: str) -> None:
+        """Fetch one entry of a source into scratch and ingest it with the groups its
+        readers map to; record its signal as synced once it is in enclave."""
+        book = self._source_book()
+        signal = None
+        try:
+            with self._heartbeat(item.item_id):
+                source = book.get(name)
+                entry, signal = found_entry(book, source, item.source)
+                ingestor = self._ingestor()
+                ingestor.repair(item.doc_id or make_doc_id(item.source))
+                with self._connections().connector(source, item.job_id) as connector, \
+                        fetch_folder(ingestor.scratch) as folder:
+                    fetched = connector.fetch(entry, folder)
+                    acl = source.groups_for(fetched.principals or entry.principals)
+                    if acl is None:
+                        self._unmapped(item, entry, ingestor.delete_id)
+                        return
+                    results = ingestor.ingest_found(as_found(entry, fetched), acl, StageTimes())
+        except BackendError:
+            raise
+        except self.timeouts:
+            self._timed_out(item.item_id)
+            return
+        except (DocumentError, SourceError, NotFound) as exc:
+            reason = str(exc) if isinstance(exc, DocumentError) else one_line(exc)
+            if isinstance(exc, SourceError):
+                reason = f"source unavailable: {reason}"
+            self.book.finish(item.item_id, FAILED, reason)
+            return
+        except Exception as exc:
+            if _caused_by(exc, self.timeouts):
+                self._timed_out(item.item_id)
+                return
+            log.exception("item %s (%s) failed unexpectedly", item.item_id, item.source)
+            self.book.finish(item.item_id, FAILED, f"internal error: {one_line(exc)}")
+            return
+        result = _outcome(item.source, results)
+        status = {"ingested": ITEM_DONE, "updated": ITEM_DONE, "unchanged": UNCHANGED}.get(
+            result.status, FAILED)
+        self.book.finish(item.item_id, status, result.reason, doc_id=result.doc_id,
+                         chunks=result.chunks, pages=result.pages)
+        if status != FAILED:
+            book.synced(name, item.source, signal)
+        if not self.book.get(item.job_id).remaining:
+            # The sync's last item: its connection is not kept open on the server.
+            self._connections().release(name)
+
+    def _unmapped(self, item: Item, entry: Entry, delete: Callable[[str], object]) -> None:
+        """Readers none of whom maps to an enclave group: readable by no one here. What was
+        ingested of it before leaves (its access was revoked at the source)."""
+        readers = ", ".join(entry.principals) or "none"
+        removed = deleter(delete)(make_doc_id(item.source))
+        self.book.finish(item.item_id, DELETED if removed else FAILED,
+                         f"unmapped: none of its readers ({readers}) maps to an enclave group")
 
     def _timed_out(self, item_id: int) -> None:
         self.book.finish(item_id, FAILED,

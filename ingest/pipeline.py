@@ -163,7 +163,7 @@ class Ingestor(Upkeep):
             reason = found.reason
             self.registry.record_failure(make_doc_id(source), source, None, reason)
             return FileResult(source, "failed", reason=reason)
-        source = str(found.resolved)
+        source = found.source_name
         doc_id = make_doc_id(source)
         try:
             # Hashing alone is cheap: most files of a re-run are unchanged and never copied.
@@ -180,7 +180,8 @@ class Ingestor(Upkeep):
                 # Changed back since it was hashed? Then the copy is what is active already.
                 if (same := self._if_same(known, copy.sha256, acl, source)) is not None:
                     return same
-                return self._ingest_copy(source, found.display_name, copy, acl, times)
+                return self._ingest_copy(source, found.display_name, copy, acl, times,
+                                         dict(found.meta))
         except DocumentError as exc:  # the copy failed: too large, vanished, unreadable
             self.registry.record_failure(doc_id, source, version, str(exc))
             return FileResult(source, "failed", doc_id, reason=str(exc))
@@ -211,7 +212,7 @@ class Ingestor(Upkeep):
         archive leave the index. An archive that cannot be expanded (corrupt, over a limit)
         fails as one file, and the members it had stay as they were.
         """
-        source = str(path)
+        source = found.source_name
         limits = Limits.of(self.settings.archives,
                            int(self.settings.ingest.max_file_mb * 1024 * 1024))
         try:
@@ -258,10 +259,13 @@ class Ingestor(Upkeep):
     # -- one file ------------------------------------------------------------------------------
 
     def _ingest_copy(
-        self, source: str, display: str, copy: Snapshot, acl: tuple[str, ...], times: StageTimes
+        self, source: str, display: str, copy: Snapshot, acl: tuple[str, ...], times: StageTimes,
+        source_meta: dict[str, str] | None = None,
     ) -> FileResult:
         doc_id = make_doc_id(source)
-        meta = {"filename": copy.path.name, "display": display}
+        meta: dict[str, object] = {"filename": copy.path.name, "display": display}
+        if source_meta:
+            meta["source_meta"] = source_meta
         document = Document(doc_id, source, copy.sha256, acl, meta)
         try:
             parsed, chunks = self._prepare(copy.path, document, times)

@@ -55,6 +55,8 @@ def payload_of(point: StoredChunk) -> dict[str, Any]:
         "groups": stored_groups(doc.acl),
         "public": doc.public,
         "ingested_at": point.ingested_at.isoformat(),
+        # What a source said of the document: a message's From, To, Date and Subject.
+        "source_meta": dict(doc.meta.get("source_meta") or {}),
     }
 
 
@@ -64,6 +66,7 @@ def chunk_of(point_id: str, payload: Mapping[str, Any]) -> Chunk:
         for key in ("source", "display", "title", "section", "ordinal", "categories", "groups",
                     "public", "ingested_at")
     }
+    meta["source_meta"] = dict(payload.get("source_meta") or {})
     meta["ocr"] = bool(payload.get("ocr", False))  # absent in chunks stored before OCR
     return Chunk(
         chunk_id=str(point_id),

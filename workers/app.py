@@ -50,6 +50,10 @@ def create_celery(settings: Settings) -> Celery:
         broker_connection_timeout=5,
         worker_send_task_events=False,
         enable_utc=True,
+        # `celery beat` (the compose file's beat service) starts the source syncs that are
+        # due; a source's claim keeps one sync of it at a time whoever sends this.
+        beat_schedule={"sync-due-sources": {"task": "enclave.sync_due_sources",
+                                            "schedule": jobs.schedule_check_s}},
     )
     return app
 

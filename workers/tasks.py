@@ -88,6 +88,19 @@ def ingest_item(self, item_id: int) -> None:  # type: ignore[no-untyped-def]
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 
+@app.task(name="enclave.sync_due_sources", acks_late=True, ignore_result=True)
+def sync_due_sources() -> int:
+    """Celery beat sends this every minute: start the source syncs that are due. Two beats
+    (or beat and cron) racing start each sync once: the source's claim decides."""
+    from core.admin_records import record_job
+
+    c = container()
+    started = runner().sync_due()
+    for job in started:
+        record_job(c.audit, "schedule", "source.sync", "beat", job)
+    return len(started)
+
+
 @worker_ready.connect
 def _start_recovery(**_: object) -> None:
     """Each worker looks for work whose worker was lost, at start and then periodically."""

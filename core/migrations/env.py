@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from core import conversations, jobs, registry, users  # noqa: F401 - tables join the metadata
+from core import conversations, jobs, registry, sources, users  # noqa: F401 - tables join the metadata
 from core.db import Base
 
 connection = context.config.attributes.get("connection")

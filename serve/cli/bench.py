@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from serve.cli.common import JsonOpt, out, print_figures, run_cli
+from serve.cli.common import JsonOpt, err, out, print_figures, run_cli
 
 SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "scifact"
 
@@ -196,6 +196,56 @@ def bench_ocr(
             out.print(f"  {name:<4} nDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  "
                       f"MRR@10 {m['mrr@10']:.4f}  ({m['chunks']} chunks, ingest {m['ingest_s']} s, "
                       f"parse {m['parse_s']} s)")
+
+
+def bench_sources(
+    documents: Annotated[int, typer.Option(help="Memos each source holds.", min=10)] = 1000,
+    kinds: Annotated[str, typer.Option(
+        help="Source kinds, comma-separated: folder, smb (needs root and Samba), imap "
+        "(needs Dovecot), web.")] = "folder,smb,imap,web",
+    as_json: JsonOpt = False,
+) -> None:
+    """Sync a source of each kind from a real server on loopback three times: first, again
+    unchanged, and after 10 documents changed (a mailbox: 10 new messages); seconds and
+    documents/s of each, the unchanged re-sync as a share of the first, and count checks."""
+    from core.sources import KINDS
+    from eval.bench_sources import bench_sources as run_bench
+
+    chosen = [k.strip() for k in kinds.split(",") if k.strip()]
+    unknown = sorted(set(chosen) - set(KINDS))
+    if not chosen or unknown:
+        raise typer.BadParameter(f"unknown kind(s) {unknown}: {', '.join(KINDS)}",
+                                 param_hint="--kinds")
+
+    def progress(kind: str, stage: str) -> None:
+        if not as_json:
+            err.print(f"{kind}: {stage}")
+
+    result = run_cli(lambda: run_bench(documents, chosen, on_progress=progress))
+    if as_json:
+        out.print_json(data=result)
+        return
+    out.print(f"{result['documents']} documents per source, {result['changed']} changed for "
+              f"the third sync; warm-up (model, first ingest) {result['warm_up_s']} s, untimed")
+    out.print(f"{'kind':<7} {'docs':>5} {'first s':>8} {'docs/s':>7} {'unchanged s':>12} "
+              f"{'docs/s':>8} {'changed s':>10} {'docs/s':>7} {'unch/first':>11}  checks")
+    for kind, run in result["kinds"].items():
+        if "skipped" in run:
+            out.print(f"{kind:<7} skipped: {run['skipped']}")
+            continue
+        first, same, changed = run["first"], run["unchanged"], run["changed"]
+        ratio = run["unchanged_vs_first"]
+        shown = f"{ratio * 100:.1f}%" if ratio is not None else "n/a"
+        failed = [name for name, ok in run["checks"].items() if not ok]
+        failed += [f"{sync}: {run[sync]['error']}" for sync in ("first", "unchanged", "changed")
+                   if run[sync]["error"]]
+        out.print(f"{kind:<7} {run['documents']:>5} {first['seconds']:>8.2f} "
+                  f"{first['documents_per_s']:>7.1f} {same['seconds']:>12.2f} "
+                  f"{same['documents_per_s']:>8.1f} {changed['seconds']:>10.2f} "
+                  f"{changed['documents_per_s']:>7.1f} {shown:>11}  "
+                  + ("ok" if not failed else "FAILED " + "; ".join(failed)))
+    out.print(f"goal: an unchanged re-sync under {result['unchanged_goal'] * 100:g}% of the "
+              "first sync's time; imap's third sync adds new messages (messages never change)")
 
 
 def _percent(value: object) -> str:

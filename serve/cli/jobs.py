@@ -157,6 +157,22 @@ def worker(
     ])
 
 
+def beat(
+    loglevel: Annotated[str, typer.Option(help="Celery's log level.")] = "INFO",
+) -> None:
+    """Start Celery beat: it asks a worker every minute to start the source syncs that are
+    due (`enclave sources add --every`). Run one per deployment; without a broker, run
+    `enclave sources sync --due` from cron instead."""
+    settings = run_cli(Settings)
+    from workers.app import app as celery_app
+
+    run = settings.resolved_data_dir / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    celery_app.start(["beat", f"--loglevel={loglevel}",
+                      f"--schedule={run / 'celerybeat-schedule'}",
+                      f"--pidfile={run / 'celerybeat.pid'}"])
+
+
 def _serve_metrics(settings: Settings) -> None:
     """Prometheus metrics of this worker and its prefork processes, summed, on one port."""
     import sys

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import typer
 
-from serve.cli import answers, audit, bench, documents, eval, jobs, ops, users
+from serve.cli import answers, audit, bench, documents, eval, jobs, ops, sources, users
 from serve.cli.common import EXIT_USAGE, err
 
 app = typer.Typer(
@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 commands: list[Callable[..., None]] = [
     documents.ingest, documents.search, answers.ask, answers.chat, documents.delete,
-    documents.status, ops.serve, answers.demo, jobs.worker,
+    documents.status, ops.serve, answers.demo, jobs.worker, jobs.beat,
 ]
 for command in commands:
     app.command()(command)
@@ -32,6 +32,7 @@ bench_app = typer.Typer(help="Benchmarks that print figures (not tests).", no_ar
 benches: dict[str, Callable[..., None]] = {
     "ingest": bench.bench_ingest, "jobs": bench.bench_jobs, "audit": bench.bench_audit,
     "chat": bench.bench_chat, "search": bench.bench_search, "ocr": bench.bench_ocr,
+    "sources": bench.bench_sources,
 }
 for name, command in benches.items():
     bench_app.command(name)(command)
@@ -43,6 +44,7 @@ eval_app.command("report")(eval.report)
 eval_app.command("answers")(eval.eval_answers)
 app.add_typer(eval_app, name="eval")
 app.add_typer(jobs.jobs_app, name="jobs")
+app.add_typer(sources.sources_app, name="sources")
 app.add_typer(users.users_app, name="users")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(ops.db_app, name="db")

@@ -14,7 +14,7 @@ from serve.http.health import answer_slots, readiness
 from serve.http.limits import AnswerGate, RateLimiter
 from serve.http.observe import Observe
 from serve.http.oidc import OidcVerifier
-from serve.http.routes import admin, api_docs, audit, chat, metrics, openai_compat, web
+from serve.http.routes import admin, api_docs, audit, chat, metrics, openai_compat, sources, web
 
 
 def create_app(container: Container) -> FastAPI:
@@ -36,6 +36,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
+    app.include_router(sources.router)
     app.include_router(audit.router)
     app.include_router(metrics.router)
     web.install(app, serve.oidc)

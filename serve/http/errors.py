@@ -25,6 +25,8 @@ from core.errors import (
     InputError,
     NotFound,
     RateLimited,
+    SourceError,
+    SyncRunning,
     TooLarge,
     Unauthenticated,
     Withheld,
@@ -50,12 +52,16 @@ def status_of(exc: EnclaveError) -> tuple[int, str]:
             return 403, "forbidden"
         case TooLarge():
             return 413, "too_large"
+        case SyncRunning():
+            return 409, "sync_running"
         case InputError() | DocumentError():
             return 400, "invalid_request"
         case Busy():
             return 503, "busy"
         case BackendError():
             return 503, "unavailable"
+        case SourceError():
+            return 502, "source_unavailable"
         case ConfigError():
             return 500, "misconfigured"
     return 500, "error"

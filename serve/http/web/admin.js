@@ -2,6 +2,7 @@
 
 import { call, query } from "./api.js";
 import { $, clear, h, short, status, when } from "./dom.js";
+import { refreshSources, resetSources } from "./sources.js";
 
 let openJob = null;
 let timer = null;
@@ -57,6 +58,7 @@ async function refresh() {
   }
   if (!found.jobs.length) body.append(h("tr", {}, h("td", { colspan: 6, text: "No jobs yet." })));
   let running = found.jobs.some((j) => RUNNING.has(j.status));
+  running = (await refreshSources(async (id) => { openJob = id; await refresh(); })) || running;
   if (openJob) running = (await openDetail(openJob, false)) || running;
   schedule(running);
 }
@@ -141,6 +143,7 @@ export function resetAdmin() {
   hideAdmin();
   openJob = null;
   clear($("jobs-table").tBodies[0]);
+  resetSources();
   clear($("job-detail-body"));
   $("job-detail").hidden = true;
   $("job-form").reset();

@@ -466,6 +466,32 @@ def test_admin_submits_a_folder_and_sees_the_job_finish(page: Any, api: Api, sha
 
 
 @needs_chromium
+def test_admin_syncs_a_source_from_the_sources_table(page: Any, api: Api, share: Path,
+                                                    keys: dict[str, str]) -> None:
+    from playwright.sync_api import expect
+
+    from core.sources import Source
+
+    api.container.sources.add(Source(name="team-share", kind="folder", location=str(share),
+                                     mapping={"other": ("@public",)}, every_s=6 * 3600))
+    sign_in(page, api, keys["admin"])
+    page.on("dialog", lambda dialog: dialog.accept())  # "Sync team-share now?"
+    page.get_by_role("tab", name="Admin").click()
+    sources = page.get_by_role("table", name=re.compile("^Sources synced"))
+    row = sources.get_by_role("row").filter(has_text="team-share")
+    expect(row).to_contain_text("every 6h")
+    expect(row.locator(".source-last")).to_have_text("never")
+    row.get_by_role("button", name="Sync team-share now").click()
+    detail = page.get_by_role("region", name=re.compile(r"^Job [0-9a-f]{8}: done$"))
+    expect(detail).to_be_visible()
+    expect(detail).to_contain_text("source:team-share")
+    expect(row.locator(".source-last")).to_contain_text("done")
+    shot(page, "web-admin-sources")
+    assert_all_named(page)
+    no_unexpected_errors(page)
+
+
+@needs_chromium
 def test_phone_layout(browser: Any, api: Api, keys: dict[str, str]) -> None:
     from playwright.sync_api import expect
 

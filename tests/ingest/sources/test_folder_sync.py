@@ -1,0 +1,205 @@
+"""A folder source synced as jobs on the real pipeline (inline queue, SQLite, the real
+embedder and store): permissions carried across by a mapping, incremental re-syncs,
+permission changes without re-embedding, deletions that follow the source, a source that
+cannot be listed deleting nothing, one sync at a time, and schedules."""
+
+from __future__ import annotations
+
+import grp
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from core.container import Container
+from core.errors import AccessDenied, InputError, SyncRunning
+from core.jobs import DELETED, DONE, FAILED, ITEM_DONE, UNCHANGED
+from core.ports import Embedder
+from core.settings import Settings
+from core.sources import Source
+from core.types import Principal
+
+FINANCE, ENGINEERING = grp.getgrnam("adm").gr_gid, grp.getgrnam("staff").gr_gid
+MAPPING = {"group:adm": ("finance",), "group:staff": ("engineering",), "other": ("@public",)}
+
+
+@pytest.fixture
+def share(tmp_path: Path) -> Path:
+    root = tmp_path / "share"
+    (root / "finance").mkdir(parents=True)
+    (root / "eng").mkdir()
+    write(root / "finance" / "budget.txt", "The marketing budget for Lisbon is 40,000 euros.",
+          FINANCE, 0o640)
+    write(root / "eng" / "design.txt", "The turbine design review is on Thursday.",
+          ENGINEERING, 0o640)
+    write(root / "canteen.txt", "The canteen serves soup of the day at noon.", 0, 0o644)
+    write(root / "private.txt", "Root's own notes about the rotation schedule.", 0, 0o600)
+    return root
+
+
+def write(path: Path, text: str, gid: int, mode: int) -> None:
+    path.write_text(text, encoding="utf-8")
+    os.chown(path, -1, gid)
+    path.chmod(mode)
+
+
+@pytest.fixture
+def c(tmp_path: Path, real_embedder: Embedder) -> Iterator[Container]:
+    container = Container(Settings(data_dir=tmp_path / "data", jobs={"mode": "inline"}),
+                          embedder=real_embedder)
+    yield container
+    container.close()
+
+
+def add(c: Container, share: Path, **extra: object) -> Source:
+    return c.sources.add(Source(name="hr-share", kind="folder", location=str(share),
+                                mapping=MAPPING, **extra))  # type: ignore[arg-type]
+
+
+
+def sources_found(c: Container, query: str, *groups: str) -> set[str]:
+    hits = c.searcher.search(query, Principal("someone", tuple(groups)), k=10)
+    return {Path(c.registry.get(h.chunk.doc_id).source).name  # type: ignore[union-attr]
+            for h in hits}
+
+
+def items(c: Container, job_id: str) -> dict[str, tuple[str, str | None]]:
+    return {Path(i.source).name: (i.status, i.reason)
+            for i in c.jobs.items(job_id, None, limit=1000)}
+
+
+def test_permissions_follow_the_share_and_unmapped_readers_get_nothing(
+    c: Container, share: Path
+) -> None:
+    add(c, share)
+    job = c.job_runner().sync_source("hr-share")
+    assert c.jobs.get(job.job_id).status == DONE
+    listed = items(c, job.job_id)
+    assert {k: v[0] for k, v in listed.items()} == {
+        "budget.txt": ITEM_DONE, "design.txt": ITEM_DONE, "canteen.txt": ITEM_DONE,
+        "private.txt": FAILED}
+    assert "unmapped" in (listed["private.txt"][1] or "")
+    assert "budget.txt" in sources_found(c, "marketing budget Lisbon", "finance")
+    assert "budget.txt" not in sources_found(c, "marketing budget Lisbon", "engineering")
+    assert "canteen.txt" in sources_found(c, "canteen soup", "engineering")  # other -> public
+    assert "private.txt" not in sources_found(c, "rotation schedule notes", "finance")
+
+    # Moved to another group on the share: the next sync moves the access, and embeds nothing.
+    budget = c.registry.find_by_source(str((share / "finance" / "budget.txt").resolve()))
+    assert budget is not None
+    os.chown(share / "finance" / "budget.txt", -1, ENGINEERING)
+    job = c.job_runner().sync_source("hr-share")
+    listed = items(c, job.job_id)
+    assert listed["budget.txt"][0] == ITEM_DONE
+    assert {listed[n][0] for n in ("design.txt", "canteen.txt")} == {UNCHANGED}
+    assert "budget.txt" in sources_found(c, "marketing budget Lisbon", "engineering")
+    assert "budget.txt" not in sources_found(c, "marketing budget Lisbon", "finance")
+    after = c.registry.get(budget.doc_id)
+    assert after is not None and after.active_version == budget.active_version
+    assert after.groups == ("engineering",)
+
+
+def test_an_unchanged_resync_fetches_nothing_and_a_deleted_file_leaves(
+    c: Container, share: Path
+) -> None:
+    add(c, share)
+    c.job_runner().sync_source("hr-share")
+    again = c.job_runner().sync_source("hr-share")
+    listed = items(c, again.job_id)
+    assert {listed[n][0] for n in ("budget.txt", "design.txt", "canteen.txt")} == {UNCHANGED}
+
+    (share / "canteen.txt").unlink()
+    (share / "eng" / "design.txt").write_text("The turbine design review moved to Friday.",
+                                              encoding="utf-8")
+    job = c.job_runner().sync_source("hr-share")
+    listed = items(c, job.job_id)
+    assert listed["canteen.txt"] == (DELETED, "gone from the source")
+    assert listed["design.txt"][0] == ITEM_DONE
+    assert "canteen.txt" not in sources_found(c, "canteen soup", "engineering")
+    assert c.registry.find_by_source(str((share / "canteen.txt").resolve())) is None
+
+
+def test_a_source_that_cannot_be_listed_deletes_nothing_and_says_why(
+    c: Container, share: Path, tmp_path: Path
+) -> None:
+    add(c, share)
+    c.job_runner().sync_source("hr-share")
+    share.rename(tmp_path / "away")
+    job = c.jobs.get(c.job_runner().sync_source("hr-share").job_id)
+    assert job.status == DONE and job.total == 0
+    assert job.error and job.error.startswith("nothing deleted:") and "no such folder" in job.error
+    (tmp_path / "away").rename(share)
+    assert "canteen.txt" in sources_found(c, "canteen soup")
+
+
+def test_links_out_of_the_allowed_roots_are_not_followed(
+    tmp_path: Path, real_embedder: Embedder, share: Path
+) -> None:
+    secret = tmp_path / "outside" / "shadow.txt"
+    secret.parent.mkdir()
+    write(secret, "The vault combination is 31-07-44.", 0, 0o644)
+    (share / "vault.txt").symlink_to(secret)
+    settings = Settings(data_dir=tmp_path / "data", jobs={"mode": "inline",
+                                                          "allowed_roots": [str(share)]})
+    c = Container(settings, embedder=real_embedder)
+    try:
+        add(c, share)
+        job = c.job_runner().sync_source("hr-share")
+        assert "vault.txt" not in items(c, job.job_id)
+        for groups in ((), ("finance",), ("engineering",)):
+            assert not {"vault.txt", "shadow.txt"} & sources_found(c, "vault combination",
+                                                                    *groups)
+        # Nor can a folder outside the roots be added (the CLI and API confine it).
+        with pytest.raises(AccessDenied):
+            c.job_runner().confine(Path("/etc"))
+    finally:
+        c.close()
+
+
+def test_two_sources_of_one_folder_are_refused(c: Container, share: Path) -> None:
+    add(c, share)
+    with pytest.raises(InputError, match=r"syncs .* already"):
+        c.sources.add(Source(name="again", kind="folder", location=str(share), mapping=MAPPING))
+
+
+def test_a_source_is_not_removed_while_it_syncs(c: Container, share: Path) -> None:
+    from ingest.sources.manage import remove_source
+
+    add(c, share)
+    c.job_runner().sync_source("hr-share")
+    holder = c.jobs.create("admin", ["source:hr-share"], (), True)
+    c.sources.claim("hr-share", holder)
+    running = lambda job_id: not c.jobs.is_finished(job_id)  # noqa: E731
+    with pytest.raises(SyncRunning, match="cancel it first"):
+        remove_source(c.sources, c.audit, "admin", "cli", "hr-share", c.ingestor.delete_id,
+                      running)
+    c.jobs.cancel(holder)
+    assert remove_source(c.sources, c.audit, "admin", "cli", "hr-share", c.ingestor.delete_id,
+                         running) == 3
+    assert "canteen.txt" not in sources_found(c, "canteen soup")
+
+
+def test_one_sync_of_a_source_at_a_time(c: Container, share: Path) -> None:
+    add(c, share)
+    holder = c.jobs.create("admin", ["source:hr-share"], (), True)  # planning, unfinished
+    c.sources.claim("hr-share", holder)
+    with pytest.raises(SyncRunning, match=holder):
+        c.sources.claim("hr-share", c.jobs.create("admin", ["source:hr-share"], (), True))
+    with pytest.raises(SyncRunning):
+        c.job_runner().sync_source("hr-share")
+    c.jobs.cancel(holder)
+    assert c.job_runner().sync_source("hr-share").status == DONE
+
+
+def test_due_syncs_follow_the_schedule(c: Container, share: Path) -> None:
+    add(c, share, every_s=3600)
+    c.sources.add(Source(name="by-hand", kind="folder", location=str(share / "eng"),
+                         mapping=MAPPING))
+    assert c.sources.due() == ["hr-share"]
+    [job] = c.job_runner().sync_due()
+    assert c.jobs.get(job.job_id).status == DONE
+    assert c.sources.due() == []
+    later = datetime.now(UTC) + timedelta(hours=1, minutes=1)
+    assert c.sources.due(later) == ["hr-share"]
