@@ -9,6 +9,7 @@ message finds the item finished, or running elsewhere, and does nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -323,35 +324,12 @@ class JobRunner:
         if self.book.others_running(item, self.settings.stale_after_s):
             raise DocumentBusy(f"{item.source} is being ingested by another job")
         name = source_of_job(job.sources)
-        if name is not None:
-            self._run_source_item(item, name)
-            return
-        try:
-            with self._heartbeat(item.item_id):
-                found = next(iter(discover([Path(item.source)], self.allowed, self.private)), None)
-                if found is None or (found.resolved and found.resolved.is_dir()):
-                    self.book.finish(item.item_id, FAILED, "unreadable: no longer a file")
-                    return
-                if found.problem == OUTSIDE:  # it became such a link since it was planned
-                    self.book.finish(item.item_id, FAILED, OUTSIDE)
-                    return
-                found = replace(found, display=_display(item.source, job.sources))
-                ingestor = self._ingestor()
-                ingestor.repair(item.doc_id or make_doc_id(str(found.resolved or found.path)))
-                results = ingestor.ingest_found(found, tuple(job.groups), StageTimes())
-        except BackendError:
-            raise
-        except self.timeouts:
-            self._timed_out(item.item_id)
-            return
-        except Exception as exc:
-            if _caused_by(exc, self.timeouts):
-                # The time limit struck inside a library that wrapped it in its own error.
-                self._timed_out(item.item_id)
-                return
-            log.exception("item %s (%s) failed unexpectedly", item.item_id, item.source)
-            self.book.finish(item.item_id, FAILED, f"internal error: {one_line(exc)}")
-            return
+        listed: list[str] = []  # the signal of the source entry fetched
+        work = (functools.partial(self._source_entry, item, name, listed) if name is not None
+                else functools.partial(self._file, item, job))
+        results = self._guarded(item, work)
+        if results is None:
+            return  # finished already, with its reason
         result = _outcome(item.source, results)
         status = {"ingested": ITEM_DONE, "updated": ITEM_DONE, "unchanged": UNCHANGED}.get(
             result.status, FAILED)
@@ -360,53 +338,72 @@ class JobRunner:
         log.info("item %s of job %s: %s, %d chunks", item.item_id, item.job_id, result.status,
                  result.chunks, extra={"item_id": item.item_id, "job_id": item.job_id,
                                        "outcome": result.status, "chunks": result.chunks})
+        if name is not None:
+            self._synced(item, name, listed[0] if status != FAILED and listed else None)
 
-    def _run_source_item(self, item: Item, name: str) -> None:
-        """Fetch one entry of a source into scratch and ingest it with the groups its
-        readers map to; record its signal as synced once it is in enclave."""
-        book = self._source_book()
-        signal = None
+    def _guarded(self, item: Item, work: Callable[[], list[FileResult] | None]
+                 ) -> list[FileResult] | None:
+        """``work``'s results, its heartbeat beating; None when the item was finished
+        here (failed, timed out) or by ``work`` itself. BackendError propagates: retry."""
         try:
             with self._heartbeat(item.item_id):
-                source = book.get(name)
-                entry, signal = found_entry(book, source, item.source)
-                ingestor = self._ingestor()
-                ingestor.repair(item.doc_id or make_doc_id(item.source))
-                with self._connections().connector(source, item.job_id) as connector, \
-                        fetch_folder(ingestor.scratch) as folder:
-                    fetched = connector.fetch(entry, folder)
-                    acl = source.groups_for(fetched.principals or entry.principals)
-                    if acl is None:
-                        self._unmapped(item, entry, ingestor.delete_id)
-                        return
-                    results = ingestor.ingest_found(as_found(entry, fetched), acl, StageTimes())
+                return work()
         except BackendError:
             raise
         except self.timeouts:
             self._timed_out(item.item_id)
-            return
         except (DocumentError, SourceError, NotFound) as exc:
             reason = str(exc) if isinstance(exc, DocumentError) else one_line(exc)
             if isinstance(exc, SourceError):
                 reason = f"source unavailable: {reason}"
             self.book.finish(item.item_id, FAILED, reason)
-            return
         except Exception as exc:
             if _caused_by(exc, self.timeouts):
+                # The time limit struck inside a library that wrapped it in its own error.
                 self._timed_out(item.item_id)
-                return
+                return None
             log.exception("item %s (%s) failed unexpectedly", item.item_id, item.source)
             self.book.finish(item.item_id, FAILED, f"internal error: {one_line(exc)}")
-            return
-        result = _outcome(item.source, results)
-        status = {"ingested": ITEM_DONE, "updated": ITEM_DONE, "unchanged": UNCHANGED}.get(
-            result.status, FAILED)
-        self.book.finish(item.item_id, status, result.reason, doc_id=result.doc_id,
-                         chunks=result.chunks, pages=result.pages)
-        if status != FAILED:
-            book.synced(name, item.source, signal)
+        return None
+
+    def _file(self, item: Item, job: Job) -> list[FileResult] | None:
+        """A file of a folder or an upload, read where it lies."""
+        found = next(iter(discover([Path(item.source)], self.allowed, self.private)), None)
+        if found is None or (found.resolved and found.resolved.is_dir()):
+            self.book.finish(item.item_id, FAILED, "unreadable: no longer a file")
+            return None
+        if found.problem == OUTSIDE:  # it became such a link since it was planned
+            self.book.finish(item.item_id, FAILED, OUTSIDE)
+            return None
+        found = replace(found, display=_display(item.source, job.sources))
+        ingestor = self._ingestor()
+        ingestor.repair(item.doc_id or make_doc_id(str(found.resolved or found.path)))
+        return ingestor.ingest_found(found, tuple(job.groups), StageTimes())
+
+    def _source_entry(self, item: Item, name: str, listed: list[str]) -> list[FileResult] | None:
+        """An entry of a source, fetched into scratch and ingested with the groups its
+        readers map to; ``listed`` gets the signal it was listed with."""
+        book = self._source_book()
+        source = book.get(name)
+        entry, signal = found_entry(book, source, item.source)
+        listed.append(signal)
+        ingestor = self._ingestor()
+        ingestor.repair(item.doc_id or make_doc_id(item.source))
+        with self._connections().connector(source, item.job_id) as connector, \
+                fetch_folder(ingestor.scratch) as folder:
+            fetched = connector.fetch(entry, folder)
+            acl = source.groups_for(fetched.principals or entry.principals)
+            if acl is None:
+                self._unmapped(item, entry, ingestor.delete_id)
+                return None
+            return ingestor.ingest_found(as_found(entry, fetched), acl, StageTimes())
+
+    def _synced(self, item: Item, name: str, signal: str | None) -> None:
+        """Record the entry as in enclave at the signal it was listed with (None: it is
+        not); the sync's last item lets go of the source's connection on the server."""
+        if signal is not None:
+            self._source_book().synced(name, item.source, signal)
         if not self.book.get(item.job_id).remaining:
-            # The sync's last item: its connection is not kept open on the server.
             self._connections().release(name)
 
     def _unmapped(self, item: Item, entry: Entry, delete: Callable[[str], object]) -> None:

@@ -11,7 +11,7 @@ from core.db import Database
 from core.jobs import JobBook
 from core.registry import Registry
 
-HEAD = "0008"
+HEAD = "0009"
 
 
 def _revision(url: str) -> str:
@@ -27,7 +27,7 @@ def test_a_new_sqlite_database_is_migrated_to_head(tmp_path: Path) -> None:
     db = Database(url)
     tables = set(inspect(db.engine).get_table_names())
     assert {"documents", "document_versions", "jobs", "job_items", "dead_letters", "users",
-            "api_keys"} <= tables
+            "api_keys", "sources", "source_entries"} <= tables
     db.close()
     assert _revision(url) == HEAD
     Database(url).close()  # opening again is a no-op
@@ -39,7 +39,8 @@ def test_a_database_from_before_migrations_is_stamped_and_upgraded(tmp_path: Pat
     db = Database(url)
     Registry(db).record_failure("d1", "/docs/a.pdf", None, "corrupt: test")
     with db.engine.begin() as conn:  # back to what the first release left: no jobs, no stamp
-        for table in ("audit_texts", "audit_head", "audit_records", "conversation_turns",
+        for table in ("source_entries", "sources",
+                      "audit_texts", "audit_head", "audit_records", "conversation_turns",
                       "conversations", "api_keys", "users", "dead_letters",
                       "job_items", "jobs", "alembic_version"):
             conn.execute(text(f"DROP TABLE {table}"))
@@ -90,6 +91,6 @@ def test_verify_mode_refuses_a_schema_that_is_behind_and_accepts_head(tmp_path: 
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
     engine.dispose()
-    with pytest.raises(RegistryError, match=r"revision 0004.*needs 0008"):
+    with pytest.raises(RegistryError, match=r"revision 0004.*needs 0009"):
         Database(url, migrate=False)
     assert _revision(url) == "0004"  # verifying never migrates

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import grp
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,14 +42,6 @@ def write(path: Path, text: str, gid: int, mode: int) -> None:
     path.write_text(text, encoding="utf-8")
     os.chown(path, -1, gid)
     path.chmod(mode)
-
-
-@pytest.fixture
-def c(tmp_path: Path, real_embedder: Embedder) -> Iterator[Container]:
-    container = Container(Settings(data_dir=tmp_path / "data", jobs={"mode": "inline"}),
-                          embedder=real_embedder)
-    yield container
-    container.close()
 
 
 def add(c: Container, share: Path, **extra: object) -> Source:

@@ -7,7 +7,6 @@ credentials change nothing already ingested."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -16,8 +15,6 @@ import pytest
 
 from core.container import Container
 from core.jobs import DELETED, DONE, ITEM_DONE
-from core.ports import Embedder
-from core.settings import Settings
 from core.sources import Source
 from core.types import Principal
 from tests.ingest.sources import samba
@@ -25,14 +22,6 @@ from tests.ingest.sources.dovecot import PASSWORD, USER, Dovecot
 
 FINANCE_MAP = {f"group:{samba.FINANCE}": ("finance",),
                f"group:{samba.ENGINEERING}": ("engineering",), "other": ("@public",)}
-
-
-@pytest.fixture
-def c(tmp_path: Path, real_embedder: Embedder) -> Iterator[Container]:
-    container = Container(Settings(data_dir=tmp_path / "data", jobs={"mode": "inline"}),
-                          embedder=real_embedder)
-    yield container
-    container.close()
 
 
 def readers(c: Container, query: str, *groups: str) -> set[str]:
