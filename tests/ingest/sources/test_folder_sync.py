@@ -194,3 +194,15 @@ def test_due_syncs_follow_the_schedule(c: Container, share: Path) -> None:
     assert c.sources.due() == []
     later = datetime.now(UTC) + timedelta(hours=1, minutes=1)
     assert c.sources.due(later) == ["hr-share"]
+
+
+def test_a_file_whose_readers_are_no_longer_mapped_leaves(c: Container, share: Path) -> None:
+    add(c, share)
+    c.job_runner().sync_source("hr-share")
+    design = share / "eng" / "design.txt"
+    assert "design.txt" in sources_found(c, "turbine design review", "engineering")
+    design.chmod(0o600)  # now only its owner (root, unmapped) may read it
+    job = c.job_runner().sync_source("hr-share")
+    status, reason = items(c, job.job_id)["design.txt"]
+    assert status == DELETED and reason and reason.startswith("unmapped:")
+    assert "design.txt" not in sources_found(c, "turbine design review", "engineering")
