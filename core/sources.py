@@ -159,8 +159,8 @@ def source_of_job(sources: Sequence[str]) -> str | None:
 
 
 def parse_every(text: str | None) -> int | None:
-    """"30m", "6h", "1d" or seconds -> seconds; None or "" -> no schedule."""
-    if not text:
+    """"30m", "6h", "1d" or seconds -> seconds; None, "" or "off" -> no schedule."""
+    if not text or text.strip().lower() == "off":
         return None
     match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text)
     if not match:
@@ -252,6 +252,45 @@ class SourceBook:
     def all(self) -> list[Source]:
         with self.db.session() as s:
             return [_source(r) for r in s.scalars(select(SourceRow).order_by(SourceRow.name))]
+
+    def update(self, name: str, **changes: Any) -> Source:
+        """Change a source's settings (``username``, ``credentials``, ``include``,
+        ``exclude``, ``groups``, ``mapping``, ``options``, ``every_s``). A change of who may
+        read (groups, mapping) or of what is taken (include, exclude) makes the next sync
+        read every entry again, so that the change reaches documents already in enclave;
+        nothing is embedded again unless its content changed."""
+        allowed = {"username", "credentials", "include", "exclude", "groups", "mapping",
+                   "options", "every_s"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise InputError(f"cannot change {', '.join(sorted(unknown))} of a source")
+        current = self.get(name)
+        if "options" in changes:
+            check_options(current.kind, changes["options"])
+        values: dict[str, Any] = {}
+        for key, value in changes.items():
+            match key:
+                case "credentials":
+                    values["credentials"] = check_credentials(value)
+                case "include" | "exclude":
+                    values[f"{key}_json"] = json.dumps(list(value))
+                case "groups":
+                    values["groups_json"] = json.dumps(list(_groups(value)))
+                case "mapping":
+                    values["mapping_json"] = json.dumps(
+                        {k: list(v) for k, v in check_mapping(value).items()})
+                case "options":
+                    values["options_json"] = json.dumps(dict(value))
+                case _:
+                    values[key] = value
+        values["updated_at"] = _now()
+        rescan = bool({"include", "exclude", "groups", "mapping"} & set(changes))
+        with self.db.session() as s:
+            s.execute(update(SourceRow).where(SourceRow.name == name).values(**values))
+            if rescan:
+                s.execute(update(SourceEntryRow).where(SourceEntryRow.source == name)
+                          .values(synced_signal=None))
+        return self.get(name)
 
     def remove(self, name: str) -> list[str]:
         """Forget the source; returns the ids of the documents it brought in (for deletion)."""

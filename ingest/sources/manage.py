@@ -32,6 +32,20 @@ def add_source(book: SourceBook, audit: AuditLog, actor: str, channel: str, sour
     return added
 
 
+def edit_source(book: SourceBook, audit: AuditLog, actor: str, channel: str, name: str,
+                changes: dict[str, Any]) -> Source:
+    """Change a source's settings; who may read must still be said (see check_access).
+    The next sync applies a new mapping or new groups to what is in enclave already."""
+    current = book.get(name)
+    check_access(replace(current, **changes))
+    changed = book.update(name, **changes)
+    record_admin(audit, actor, "source.changed", channel, source=name,
+                 changed=sorted(changes), groups=list(changed.groups),
+                 mapping={k: list(v) for k, v in changed.mapping.items()},
+                 every_s=changed.every_s)
+    return changed
+
+
 def remove_source(book: SourceBook, audit: AuditLog, actor: str, channel: str, name: str,
                   delete: Callable[[str], object], running: Callable[[str], bool],
                   keep_documents: bool = False) -> int:

@@ -76,6 +76,58 @@ def add(
     _print_source(run_cli(work), as_json)
 
 
+@sources_app.command("edit")
+def edit(
+    name: NameArg,
+    user: Annotated[str | None, typer.Option("--user", help="Account to log in as.")] = None,
+    credentials: Annotated[str | None, typer.Option(
+        "--credentials", help="env:VARIABLE or file:/path/to/secret.")] = None,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", help="Globs to take (replace the current ones); repeat.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", help="Globs to leave out (replace the current ones); repeat.")] = None,
+    group: GroupOpt = None,
+    public: Annotated[bool, typer.Option(
+        "--public", help="Mailbox or site readable by every user.")] = False,
+    mapping: Annotated[list[str] | None, typer.Option(
+        "--map", help="PRINCIPAL=GROUP[,GROUP] (replaces the whole mapping); repeat.")] = None,
+    every: Annotated[str | None, typer.Option(
+        "--every", help="A new schedule (15m, 6h, 1d), or 'off'.")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", help="KEY=VALUE (replaces the options); repeat.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a source. A new mapping, new groups or new globs reach the documents in
+    enclave at the next sync (without embedding them again)."""
+    changes: dict[str, Any] = {}
+    if user is not None:
+        changes["username"] = user
+    if credentials is not None:
+        changes["credentials"] = credentials
+    if include is not None:
+        changes["include"] = tuple(include)
+    if exclude is not None:
+        changes["exclude"] = tuple(exclude)
+    if group or public:
+        changes["groups"] = (*(group or ()), *((PUBLIC,) if public else ()))
+    if mapping is not None:
+        changes["mapping"] = _mapping(mapping)
+    if every is not None:
+        changes["every_s"] = parse_every(every)
+    if option is not None:
+        changes["options"] = _options(option)
+    if not changes:
+        raise typer.BadParameter("say what to change, e.g. --map group:hr=hr")
+
+    def work() -> Source:
+        from ingest.sources.manage import edit_source
+
+        with container_scope(shared_settings()) as c:
+            return edit_source(c.sources, c.audit, getpass.getuser(), "cli", name, changes)
+
+    _print_source(run_cli(work), as_json)
+
+
 @sources_app.command("list")
 def list_sources(as_json: JsonOpt = False) -> None:
     """Every source, its schedule and its last sync."""

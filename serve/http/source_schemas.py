@@ -30,6 +30,21 @@ class SourceCreate(BaseModel):
     every: str | None = Field(default=None, description="Schedule: 15m, 6h, 1d; none: by hand.")
 
 
+class SourceUpdate(BaseModel):
+    """What to change; fields left out stay as they are. ``every``: a schedule or "off"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str | None = Field(default=None, max_length=200)
+    credentials: str | None = Field(default=None, max_length=500)
+    include: list[str] | None = Field(default=None, max_length=100)
+    exclude: list[str] | None = Field(default=None, max_length=100)
+    groups: list[str] | None = Field(default=None, max_length=100)
+    mapping: dict[str, list[str]] | None = None
+    options: dict[str, int | float | bool | str] | None = None
+    every: str | None = None
+
+
 class SourceOut(BaseModel):
     name: str
     kind: str

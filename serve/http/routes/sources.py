@@ -9,12 +9,18 @@ from fastapi.concurrency import run_in_threadpool
 
 from core.admin_records import record_job
 from core.container import Container
-from core.errors import NotFound
+from core.errors import InputError, NotFound
 from core.sources import Source, parse_every
-from ingest.sources.manage import add_source, check_mapping_report, remove_source
+from ingest.sources.manage import add_source, check_mapping_report, edit_source, remove_source
 from serve.http.deps import AdminDep, ContainerDep, RunnerDep, require_role
 from serve.http.schemas import JobOut
-from serve.http.source_schemas import SourceCreate, SourceList, SourceOut, SourceRemoved
+from serve.http.source_schemas import (
+    SourceCreate,
+    SourceList,
+    SourceOut,
+    SourceRemoved,
+    SourceUpdate,
+)
 
 router = APIRouter(prefix="/v1/admin/sources", tags=["sources"],
                    dependencies=[Depends(require_role("admin"))])
@@ -44,6 +50,29 @@ def list_sources(container: ContainerDep) -> SourceList:
 @router.get("/{name}", response_model=SourceOut)
 def show_source(name: str, container: ContainerDep) -> SourceOut:
     source = container.sources.get(name)
+    return SourceOut.of(source, _last_job(container, source))
+
+
+@router.patch("/{name}", response_model=SourceOut)
+def update_source(name: str, body: SourceUpdate, container: ContainerDep,
+                  caller: AdminDep) -> SourceOut:
+    """Change a source; a new mapping or new groups reach its documents at the next sync."""
+    given = body.model_dump(exclude_unset=True)
+    changes: dict[str, Any] = {}
+    for key, value in given.items():
+        match key:
+            case "every":
+                changes["every_s"] = parse_every(value)
+            case "include" | "exclude" | "groups":
+                changes[key] = tuple(value or ())
+            case "mapping":
+                changes["mapping"] = {k: tuple(v) for k, v in (value or {}).items()}
+            case _:
+                changes[key] = value
+    if not changes:
+        raise InputError("say what to change")
+    source = edit_source(container.sources, container.audit, caller.user_id, "api", name,
+                         changes)
     return SourceOut.of(source, _last_job(container, source))
 
 

@@ -206,3 +206,29 @@ def test_a_file_whose_readers_are_no_longer_mapped_leaves(c: Container, share: P
     status, reason = items(c, job.job_id)["design.txt"]
     assert status == DELETED and reason and reason.startswith("unmapped:")
     assert "design.txt" not in sources_found(c, "turbine design review", "engineering")
+
+
+def test_a_new_mapping_reaches_documents_at_the_next_sync_without_re_embedding(
+    c: Container, share: Path
+) -> None:
+    from ingest.sources.manage import edit_source
+
+    add(c, share)
+    first = c.job_runner().sync_source("hr-share")
+    assert items(c, first.job_id)["private.txt"][0] == FAILED
+    budget = c.registry.find_by_source(str((share / "finance" / "budget.txt").resolve()))
+    assert budget is not None
+
+    with pytest.raises(InputError, match="needs a mapping"):
+        edit_source(c.sources, c.audit, "admin", "cli", "hr-share", {"mapping": {}})
+    edit_source(c.sources, c.audit, "admin", "cli", "hr-share", {"mapping": {
+        **MAPPING, "group:adm": ("finance", "audit"), "user:root": ("admins",)}})
+    job = c.job_runner().sync_source("hr-share")
+    listed = items(c, job.job_id)
+    assert listed["private.txt"][0] == ITEM_DONE  # its owner is mapped now
+    assert listed["budget.txt"][0] == ITEM_DONE and listed["canteen.txt"][0] == UNCHANGED
+    assert "budget.txt" in sources_found(c, "marketing budget Lisbon", "audit")
+    assert "private.txt" in sources_found(c, "rotation schedule notes", "admins")
+    after = c.registry.get(budget.doc_id)
+    assert after is not None and after.active_version == budget.active_version
+    assert after.groups == ("admins", "audit", "finance")  # its owner, root, reads it too

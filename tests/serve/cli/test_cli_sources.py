@@ -63,8 +63,15 @@ def test_a_folder_source_from_add_to_remove(cli_env: dict[str, str], tmp_path: P
     for run in (added, listed, waited, due):
         assert "s3cret-never-shown" not in run.stdout + run.stderr
 
+    edited = _enclave(env, "sources", "edit", "memos", "--map", "other=@public",
+                      "--map", "user:root=admins", "--every", "off")
+    assert edited.returncode == 0, edited.stderr
+    synced = _enclave(env, "sources", "sync", "memos", "--wait", "--json")
+    assert synced.returncode == 0, synced.stdout  # the owner is mapped now: nothing fails
+    assert json.loads(synced.stdout)["counts"]["done"] == 1
+    assert _enclave(env, "sources", "edit", "memos").returncode == 2
     assert _enclave(env, "search", "memo", "--json").returncode == 0
     removed = _enclave(env, "sources", "remove", "memos")
-    assert removed.returncode == 0 and "3 documents deleted" in removed.stdout
+    assert removed.returncode == 0 and "4 documents deleted" in removed.stdout
     missing = _enclave(env, "sources", "show", "memos")
     assert missing.returncode == 2 and "no source named memos" in missing.stderr

@@ -122,6 +122,18 @@ def test_an_intranet_site_synced_through_the_admin_api(
     assert report["documents"] == 2 and report["users"]["ida"] == 2
     assert report["users"]["eve"] == 0
 
+    # Sales may read the intranet too: the next sync changes the groups, embeds nothing.
+    r = api.http.patch("/v1/admin/sources/intranet", json={"groups": ["intranet", "sales"]})
+    assert r.status_code == 200 and r.json()["groups"] == ["intranet", "sales"], r.text
+    assert api.http.patch("/v1/admin/sources/intranet", json={"groups": []}).status_code == 400
+    assert api.http.patch("/v1/admin/sources/intranet",
+                          json={"kind": "folder"}).status_code in (400, 422)
+    job = api.container.jobs.get(api.http.post("/v1/admin/sources/intranet/sync").json()["job_id"])
+    assert set(by_name(api, job.job_id).values()) == {ITEM_DONE}
+    assert travel.doc_id in found(api, "night trains first class", "sales")
+    assert api.container.registry.get(travel.doc_id).active_version == \
+        api.container.registry.find_by_source(url.replace("index", "travel")).active_version
+
     # One sync at a time: a sync still running holds the source.
     holder = api.container.jobs.create("admin", ["source:intranet"], (), True)
     api.container.sources.claim("intranet", holder)
