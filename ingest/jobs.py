@@ -117,7 +117,10 @@ class JobRunner:
         sources = [str(self.confine(p)) for p in named]
         if sync and not all(Path(s).is_dir() for s in sources):
             raise InputError("--sync works on folders: it removes documents whose files are gone")
-        job_id = self.book.create(owner, sources, acl, sync)
+        return self._start(self.book.create(owner, sources, acl, sync))
+
+    def _start(self, job_id: str) -> Job:
+        """Queue a recorded job's planning; a job the broker refuses is abandoned at once."""
         try:
             self.queue.send_plan(job_id)
         except BackendError as exc:
@@ -144,12 +147,7 @@ class JobRunner:
         except SyncRunning:
             self.book.abandon(job_id, "not started: another sync of the source started first")
             raise
-        try:
-            self.queue.send_plan(job_id)
-        except BackendError as exc:
-            self.book.abandon(job_id, f"not started: {one_line(exc)}")
-            raise
-        return self.book.get(job_id)
+        return self._start(job_id)
 
     def sync_due(self, owner: str = "schedule") -> list[Job]:
         """Start the syncs whose schedule says they are due (cron, or Celery beat)."""
