@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core.db import Base, Database
 from core.errors import InputError, NotFound, SourceError, SyncRunning
 from core.jobs import CANCELLED, DONE, JobRow, _count
-from core.names import validate_groups
+from core.names import clean_text, validate_groups
 
 Kind = Literal["folder", "smb", "imap", "web"]
 KINDS: tuple[Kind, ...] = ("folder", "smb", "imap", "web")
@@ -188,6 +188,26 @@ def _groups(names: Iterable[str]) -> tuple[str, ...]:
     return (PUBLIC,) if PUBLIC in names else validate_groups(names)
 
 
+def check_text(location: str | None = None, username: str | None = None,
+               credentials: str | None = None, include: Iterable[str] = (),
+               exclude: Iterable[str] = (), mapping: Mapping[str, Any] | None = None,
+               options: Mapping[str, Any] | None = None) -> None:
+    """Every string of a source under core.names' rule: no control character, no lone
+    surrogate (it could be neither stored faithfully nor shown back)."""
+    for what, value in (("location", location), ("username", username),
+                         ("credentials", credentials)):
+        if value is not None:
+            clean_text(value, what, multiline=False)
+    for what, values in (("include", include), ("exclude", exclude),
+                          ("a mapping's principal", (mapping or {}).keys()),
+                          ("an option's name", (options or {}).keys())):
+        for value in values:
+            clean_text(value, what, multiline=False)
+    for value in (options or {}).values():
+        if isinstance(value, str):
+            clean_text(value, "an option's value", multiline=False)
+
+
 def check_options(kind: str, options: Mapping[str, Any]) -> None:
     known = OPTIONS.get(kind, {})
     for key, value in options.items():
@@ -221,6 +241,8 @@ class SourceBook:
                              "digits, '.', '_' and '-', at most 63")
         if source.kind not in KINDS:
             raise InputError(f"unknown kind {source.kind!r}: one of {', '.join(KINDS)}")
+        check_text(source.location, source.username, source.credentials, source.include,
+                   source.exclude, source.mapping, source.options)
         check_options(source.kind, source.options)
         with self.db.session() as s:
             if s.get(SourceRow, source.name) is not None:
@@ -265,6 +287,7 @@ class SourceBook:
         if unknown:
             raise InputError(f"cannot change {', '.join(sorted(unknown))} of a source")
         current = self.get(name)
+        check_text(**{k: v for k, v in changes.items() if k != "every_s" and k != "groups"})
         if "options" in changes:
             check_options(current.kind, changes["options"])
         values: dict[str, Any] = {}

@@ -153,3 +153,47 @@ def test_an_intranet_site_synced_through_the_admin_api(
     assert not found(api, "night trains first class", "intranet")
     assert api.http.get("/v1/admin/sources/intranet").status_code == 404
     assert bearer_client(api, reader).get("/v1/admin/sources").status_code == 403
+
+
+def test_hostile_strings_in_every_field_get_4xx_or_a_reason_never_a_500(
+    api_factory: Callable[..., Api], tmp_path: Path
+) -> None:
+    api = api_factory(jobs={"allowed_roots": [str(tmp_path)]},
+                      serve={"rate_per_minute": 10_000})
+    nasty = ["\x00", "a\x1bb", "\ud800", "x" * 5000, "../../etc", "\u202e"]
+    base = {"name": "s", "kind": "web", "location": "http://127.0.0.1:9/", "groups": ["g"]}
+    fields = ["name", "location", "username", "credentials", "include", "exclude", "groups",
+              "mapping", "options", "every"]
+    for field in fields:
+        for value in nasty:
+            body = dict(base)
+            match field:
+                case "include" | "exclude" | "groups":
+                    body[field] = [value]
+                case "mapping":
+                    body.update(kind="folder", location=str(tmp_path), mapping={value: [value]})
+                case "options":
+                    body["options"] = {value: value}
+                case _:
+                    body[field] = value
+            r = api.http.post("/v1/admin/sources", content=_json(body),
+                              headers={"content-type": "application/json"})
+            assert r.status_code < 500, (field, value, r.text)
+            if r.status_code == 201:
+                name = r.json()["name"]
+                job = api.http.post(f"/v1/admin/sources/{name}/sync")
+                assert job.status_code < 500, (field, value, job.text)
+                api.http.delete(f"/v1/admin/sources/{name}")
+    assert api.http.post("/v1/admin/sources", json=base).status_code == 201
+    for value in nasty[:3]:
+        for change in ({"include": [value]}, {"username": value}, {"options": {"user_agent": value}}):
+            r = api.http.patch("/v1/admin/sources/s", content=_json(change),
+                               headers={"content-type": "application/json"})
+            assert r.status_code in (400, 422) and r.json()["detail"], (change, r.text)
+
+
+def _json(body: dict[str, object]) -> bytes:
+    import json
+
+    # A lone surrogate goes out as its \\ud800 escape, as a hostile client would send it.
+    return json.dumps(body).encode()
