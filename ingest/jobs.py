@@ -303,7 +303,9 @@ class JobRunner:
             self._run_claimed(item)
         finally:
             self.dispatch(item.job_id)
-            self.book.finish_if_complete(item.job_id)
+            if self.book.finish_if_complete(item.job_id) and self.connections is not None:
+                # A sync's last item: its connection is not kept open on the server.
+                self.connections.release(item.job_id)
         return self.book.item(item_id)
 
     def _run_claimed(self, item: Item) -> None:
@@ -397,12 +399,9 @@ class JobRunner:
             return ingestor.ingest_found(as_found(entry, fetched), acl, StageTimes())
 
     def _synced(self, item: Item, name: str, signal: str | None) -> None:
-        """Record the entry as in enclave at the signal it was listed with (None: it is
-        not); the sync's last item lets go of the source's connection on the server."""
+        """Record the entry as in enclave at the signal it was listed with (None: it is not)."""
         if signal is not None:
             self._source_book().synced(name, item.source, signal)
-        if not self.book.get(item.job_id).remaining:
-            self._connections().release(name)
 
     def _unmapped(self, item: Item, entry: Entry, delete: Callable[[str], object]) -> None:
         """Readers none of whom maps to an enclave group: readable by no one here. What was

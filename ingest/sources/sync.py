@@ -150,7 +150,8 @@ class Connections:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._open: dict[str, tuple[Connector, float, str]] = {}
+        # source name -> (connector, last used, what it was opened for, the sync's job id)
+        self._open: dict[str, tuple[Connector, float, str, str]] = {}
         self._lock = threading.Lock()
 
     @contextmanager
@@ -171,25 +172,27 @@ class Connections:
             _close(connector)  # a broken connection is not handed to the next item
             raise
         with self._lock:
-            self._open[source.name] = (connector, time.monotonic(), version)
+            self._open[source.name] = (connector, time.monotonic(), version, job_id)
 
     def _close_idle(self) -> None:
         now = time.monotonic()
-        for name, (connector, used, _) in list(self._open.items()):
+        for name, (connector, used, _, _) in list(self._open.items()):
             if now - used > _IDLE_S:
                 del self._open[name]
                 _close(connector)
 
-    def release(self, name: str) -> None:
+    def release(self, job_id: str) -> None:
+        """Close what the sync ``job_id`` opened here: it is over."""
         with self._lock:
-            held = self._open.pop(name, None)
-        if held is not None:
-            _close(held[0])
+            done = [name for name, held in self._open.items() if held[3] == job_id]
+            closing = [self._open.pop(name)[0] for name in done]
+        for connector in closing:
+            _close(connector)
 
     def close(self) -> None:
         with self._lock:
             held, self._open = self._open, {}
-        for connector, _, _ in held.values():
+        for connector, _, _, _ in held.values():
             _close(connector)
 
 

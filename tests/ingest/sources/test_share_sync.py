@@ -51,6 +51,8 @@ def test_a_share_file_moved_to_another_group_moves_its_access(
                              mapping=FINANCE_MAP))
         job = c.job_runner().sync_source("porto")
         assert statuses(c, job.job_id) == {"budget.txt": ITEM_DONE, "welcome.txt": ITEM_DONE}
+        connections = c.job_runner().connections
+        assert connections is not None and not connections._open  # logged off when it ended
         query = "Porto office renovation budget"
         assert "finance/budget.txt" in readers(c, query, "finance")
         assert "finance/budget.txt" not in readers(c, query, "engineering")
