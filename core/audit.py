@@ -21,20 +21,23 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Boolean, Integer, String, Text, func, or_, select, update
+from sqlalchemy import Boolean, Integer, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core import audit_texts as kept
 from core.audit_checkpoints import Sealing
+from core.audit_filters import FEEDBACK_FILTERS as FEEDBACK_FILTERS
+from core.audit_filters import Filters as Filters
+from core.audit_filters import conditions
 from core.audit_seal import CHECKPOINT_KIND
 from core.audit_texts import Passage, StoredText
 from core.audit_texts import text_hash as text_hash  # where callers have always found it
 from core.db import Base, Database
-from core.errors import EnclaveError, InputError, NotFound, RegistryError
+from core.errors import EnclaveError, NotFound, RegistryError
 
 if TYPE_CHECKING:
     from core.audit_verify import Verification
@@ -129,21 +132,6 @@ class Record:
         return cls(row.seq, row.record_id, row.kind, row.at, row.actor, row.refused,
                    row.unsupported, row.question, row.answer, json.loads(row.body),
                    row.prev_hash, row.hash, row.seal)
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    user: str | None = None
-    since: str | None = None  # ISO time, inclusive
-    until: str | None = None  # ISO time, exclusive
-    text: str | None = None
-    kind: str | None = None
-    refused: bool | None = None
-    unsupported: bool | None = None
-
-    def active(self) -> dict[str, Any]:
-        """The filters that are set, for the record of an export."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 class AuditLog:
@@ -259,7 +247,7 @@ class AuditLog:
     def records(self, filters: Filters, limit: int = 50, before: int | None = None) -> list[Record]:
         """Newest first; ``before``: only records with a smaller seq (the next page's cursor)."""
         with self.db.session() as s:
-            query = select(AuditRow).where(*_conditions(filters))
+            query = select(AuditRow).where(*conditions(filters))
             if before is not None:
                 query = query.where(AuditRow.seq < before)
             rows = s.scalars(query.order_by(AuditRow.seq.desc()).limit(limit)).all()
@@ -269,12 +257,12 @@ class AuditLog:
         """Every matching record, oldest first, read in batches (for exports and verify);
         ``until``: none past that seq."""
         after = 0
-        conditions = _conditions(filters or Filters())
+        where = conditions(filters or Filters())
         if until is not None:
-            conditions.append(AuditRow.seq <= until)
+            where.append(AuditRow.seq <= until)
         while True:
             with self.db.session() as s:
-                rows = s.scalars(select(AuditRow).where(AuditRow.seq > after, *conditions)
+                rows = s.scalars(select(AuditRow).where(AuditRow.seq > after, *where)
                                  .order_by(AuditRow.seq).limit(_BATCH)).all()
                 batch = [Record.of(r) for r in rows]
             if not batch:
@@ -302,35 +290,3 @@ class AuditLog:
 def checkpoint_of(seq: int, digest: str) -> dict[str, Any]:
     """An unsigned checkpoint, from a log that does not seal."""
     return {"kind": CHECKPOINT_KIND, "seq": seq, "hash": digest, "at": now_iso()}
-
-
-def _conditions(f: Filters) -> list[Any]:
-    out: list[Any] = []
-    if f.user:
-        out.append(AuditRow.actor == f.user)
-    if f.since:
-        out.append(AuditRow.at >= _iso(f.since, "since"))
-    if f.until:
-        out.append(AuditRow.at < _iso(f.until, "until"))
-    if f.kind:
-        out.append(AuditRow.kind == f.kind)
-    if f.refused is not None:
-        out.append(AuditRow.refused == f.refused)  # never matches admin events (NULL)
-    if f.unsupported is not None:
-        out.append(AuditRow.unsupported > 0 if f.unsupported else AuditRow.unsupported == 0)
-    if f.text:
-        needle = "%" + f.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        out.append(or_(func.lower(AuditRow.question).like(needle, escape="\\"),
-                       func.lower(AuditRow.answer).like(needle, escape="\\")))
-    return out
-
-
-def _iso(value: str, name: str) -> str:
-    """A time filter as the records write times (UTC, microseconds)."""
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InputError(f"{name}: an ISO 8601 time, e.g. 2026-11-29T08:00:00Z") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

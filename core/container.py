@@ -15,6 +15,8 @@ from core.audit_checkpoints import open_sealing
 from core.conversations import ConversationBook
 from core.db import Database
 from core.errors import ConfigError
+from core.eval_runs import RunBook
+from core.golden_sets import GoldenBook
 from core.jobs import JobBook
 from core.ports import (
     Embedder,
@@ -91,6 +93,14 @@ class Container:
     @cached_property
     def sources(self) -> SourceBook:
         return SourceBook(self.database)
+
+    @cached_property
+    def golden(self) -> GoldenBook:
+        return GoldenBook(self.database)
+
+    @cached_property
+    def eval_runs(self) -> RunBook:
+        return RunBook(self.database)
 
     @cached_property
     def jobs(self) -> JobBook:

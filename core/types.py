@@ -229,3 +229,6 @@ class Answer:
     outcome: str = "answered"
     # What the answer ran with, as it ran: retrieval, thresholds, policy, model, prompt.
     ran_with: Mapping[str, Any] = field(default_factory=dict)
+    # Tokens the model read and wrote for this answer (the rewrite of a follow-up included):
+    # prompt_tokens, completion_tokens. Empty when no model ran.
+    usage: Mapping[str, int] = field(default_factory=dict)

@@ -97,8 +97,15 @@ class Answerer:
 
     def _answer(self, question: str, principal: Principal, history: Sequence[Turn],
                 on_token: OnToken | None, on_sentence: OnSentence | None) -> Answer:
+        usage: dict[str, int] = {}
+        answer = self._answer_counted(question, principal, history, on_token, on_sentence, usage)
+        return replace(answer, usage=usage) if usage else answer
+
+    def _answer_counted(self, question: str, principal: Principal, history: Sequence[Turn],
+                        on_token: OnToken | None, on_sentence: OnSentence | None,
+                        usage: dict[str, int]) -> Answer:
         clock = Clock()
-        standalone = self._standalone(question, history[-self.settings.history_turns :])
+        standalone = self._standalone(question, history[-self.settings.history_turns :], usage)
         clock.lap("rewrite")
         k = self.settings.passages
         hits = self.searcher.search(standalone, principal, k=k)
@@ -127,7 +134,7 @@ class Answerer:
             composer = Composer(shown, self.verifier, standalone,
                                 keep_unsupported=self.settings.unsupported == "mark")
             feed = self._write(standalone, hits, fitted, shown, composer, clock, on_token,
-                               on_sentence)
+                               on_sentence, usage)
             model = self._generator().name
             if not composer.supported or (self.settings.unsupported == "refuse"
                                           and composer.supported < len(composer.checks)):
@@ -157,7 +164,8 @@ class Answerer:
 
     def _write(self, question: str, hits: Sequence[Hit], fitted: Sequence[int],
                shown: PassageIndex, composer: Composer, clock: Clock,
-               on_token: OnToken | None, on_sentence: OnSentence | None) -> SentenceFeed:
+               on_token: OnToken | None, on_sentence: OnSentence | None,
+               usage: dict[str, int]) -> SentenceFeed:
         blocks = [prompt.passage_block(n, hits[p].chunk) for n, p in enumerate(fitted, 1)]
         messages = prompt.answer_messages(question, blocks)
         feed, seen = SentenceFeed(), set[str]()
@@ -178,7 +186,7 @@ class Answerer:
             for sentence in feed.feed(piece):
                 take(sentence)
 
-        self._generate(messages, on_piece)
+        self._generate(messages, on_piece, usage=usage)
         for sentence in feed.close():
             take(sentence)
         clock.lap("generate")
@@ -237,7 +245,7 @@ class Answerer:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _standalone(self, question: str, history: Sequence[Turn]) -> str:
+    def _standalone(self, question: str, history: Sequence[Turn], usage: dict[str, int]) -> str:
         if not history:
             return question
         previous = history[-1].question
@@ -250,7 +258,8 @@ class Answerer:
                 {"role": "user", "content": turn.question},
                 {"role": "assistant", "content": _clean(turn.answer)},
             ]
-        reply = "".join(self._generate(prompt.rewrite_messages(messages, question), None, 96))
+        reply = "".join(self._generate(prompt.rewrite_messages(messages, question), None, 96,
+                                       usage))
         rewritten = reply.strip().splitlines()[0].strip(" \"'") if reply.strip() else ""
         # A small model may answer instead of rewriting, or drop the topic: keep the rewrite
         # only when it is question-sized, keeps every term of the follow-up and carries
@@ -279,7 +288,8 @@ class Answerer:
         return chosen
 
     def _generate(
-        self, messages: Sequence[Message], on_token: Callable[[str], None] | None, max_tokens: int = 0
+        self, messages: Sequence[Message], on_token: Callable[[str], None] | None,
+        max_tokens: int = 0, usage: dict[str, int] | None = None,
     ) -> list[str]:
         pieces: list[str] = []
         generator = self._generator()
@@ -296,9 +306,12 @@ class Answerer:
             if close is not None:
                 close()
             # Both servers stream about one token per piece.
+            read = sum(generator.count_tokens(m["content"]) for m in messages)
             metrics.LLM_TOKENS.labels("completion").inc(len(pieces))
-            metrics.LLM_TOKENS.labels("prompt").inc(
-                sum(generator.count_tokens(m["content"]) for m in messages))
+            metrics.LLM_TOKENS.labels("prompt").inc(read)
+            if usage is not None:
+                usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + read
+                usage["completion_tokens"] = usage.get("completion_tokens", 0) + len(pieces)
         return pieces
 
 

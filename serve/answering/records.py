@@ -81,6 +81,7 @@ def answer_event(principal: Principal, exchange: Exchange, answer: Answer) -> Ev
         "citations": citations,
         "checks": checks,
         "timings": dict(answer.timings),
+        "usage": dict(answer.usage),
     }
     passages = [Passage(h.chunk.chunk_id, h.chunk.doc_id, h.chunk.version, h.chunk.source,
                         h.chunk.text) for h in answer.retrieved]

@@ -11,11 +11,12 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from core.admin_records import record_admin
-from core.audit import Filters, Record
+from core.audit import FEEDBACK_FILTERS, Filters, Record
 from core.audit_export import export_lines, jsonl_line, record_from_json
 from core.audit_seal import KeyRing, key_id_of, load_key, write_key
 from core.audit_verify import Verification, verify_chain
 from core.errors import InputError
+from core.feedback import latest_feedback
 from core.settings import Settings
 from serve.cli.common import JsonOpt, container_scope, err, out, run_cli
 
@@ -34,29 +35,39 @@ RefusedOpt = Annotated[bool | None, typer.Option(
 UnsupportedOpt = Annotated[bool, typer.Option(
     "--unsupported", help="Only answers with unsupported sentences.")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write here, not stdout.")]
+FeedbackOpt = Annotated[str | None, typer.Option(
+    "--feedback", help="Only answers rated up or down (their latest rating), or with any or "
+    "no feedback: up, down, any, none.")]
 
 
 def _filters(user: str | None, since: str | None, until: str | None, text: str | None,
-             kind: str | None, refused: bool | None, unsupported: bool) -> Filters:
+             kind: str | None, refused: bool | None, unsupported: bool,
+             feedback: str | None = None) -> Filters:
+    if feedback is not None and feedback not in FEEDBACK_FILTERS:
+        raise typer.BadParameter(f"one of {', '.join(FEEDBACK_FILTERS)}",
+                                 param_hint="--feedback")
     return Filters(user=user, since=since, until=until, text=text, kind=kind, refused=refused,
-                   unsupported=True if unsupported else None)
+                   unsupported=True if unsupported else None, feedback=feedback)
 
 
 @audit_app.command("list")
 def list_records(
     user: UserOpt = None, since: SinceOpt = None, until: UntilOpt = None, text: TextOpt = None,
     kind: KindOpt = None, refused: RefusedOpt = None, unsupported: UnsupportedOpt = False,
+    feedback: FeedbackOpt = None,
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """The newest records, filtered."""
-    filters = _filters(user, since, until, text, kind, refused, unsupported)
+    filters = _filters(user, since, until, text, kind, refused, unsupported, feedback)
 
-    def work() -> list[Record]:
+    def work() -> tuple[list[Record], dict[str, str]]:
         with container_scope() as c:
-            return c.audit.records(filters, limit)
+            records = c.audit.records(filters, limit)
+            rated = latest_feedback(c.database, [r.record_id for r in records])
+            return records, {k: f.rating for k, f in rated.items()}
 
-    found = run_cli(work)
+    found, ratings = run_cli(work)
     if as_json:
         out.print_json(data={"records": [json.loads(jsonl_line(r)) for r in found]})
         return
@@ -65,7 +76,8 @@ def list_records(
         outcome = r.body.get("outcome") or ("refused" if r.refused else "answered")
         state = "" if r.refused is None else f"{outcome} "
         flag = f"{r.unsupported} unsupported " if r.unsupported else ""
-        out.print(f"{r.seq:>6}  {r.at[:19]}  {r.kind:<22} {r.actor:<20} {state}{flag}{what}")
+        rating = f"rated {ratings[r.record_id]} " if r.record_id in ratings else ""
+        out.print(f"{r.seq:>6}  {r.at[:19]}  {r.kind:<22} {r.actor:<20} {state}{flag}{rating}{what}")
 
 
 @audit_app.command("show")
@@ -93,9 +105,10 @@ def export(
     output: OutputOpt = None,
     user: UserOpt = None, since: SinceOpt = None, until: UntilOpt = None, text: TextOpt = None,
     kind: KindOpt = None, refused: RefusedOpt = None, unsupported: UnsupportedOpt = False,
+    feedback: FeedbackOpt = None,
 ) -> None:
     """Every matching record, oldest first. A full JSONL export can be verified offline."""
-    filters = _filters(user, since, until, text, kind, refused, unsupported)
+    filters = _filters(user, since, until, text, kind, refused, unsupported, feedback)
 
     def work() -> int:
         if format not in ("jsonl", "csv"):

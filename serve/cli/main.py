@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 a backend (store, database) is unavailable; 2 a usage error;
 3 ``ingest`` finished but some files failed (each listed with its reason); 4 ``audit
-verify`` found the chain broken (the first broken record is named).
+verify`` found the chain broken (the first broken record is named); 5 ``eval golden``'s
+gate failed; 6 an ``eval golden`` configuration could not run (the others did).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 
 import typer
 
-from serve.cli import answers, audit, bench, documents, eval, jobs, ops, sources, users
+from serve.cli import answers, audit, bench, documents, eval, golden, jobs, ops, sources, users
 from serve.cli.common import EXIT_USAGE, err
 
 app = typer.Typer(
@@ -38,13 +39,16 @@ for name, command in benches.items():
     bench_app.command(name)(command)
 app.add_typer(bench_app, name="bench")
 
-eval_app = typer.Typer(help="Quality measured on public benchmarks (not tests).", no_args_is_help=True)
+eval_app = typer.Typer(help="Quality measured on public benchmarks and your golden sets.",
+                       no_args_is_help=True)
 eval_app.command("retrieval")(eval.retrieval)
 eval_app.command("report")(eval.report)
 eval_app.command("answers")(eval.eval_answers)
+eval_app.command("golden")(golden.eval_golden)
 app.add_typer(eval_app, name="eval")
 app.add_typer(jobs.jobs_app, name="jobs")
 app.add_typer(sources.sources_app, name="sources")
+app.add_typer(golden.golden_app, name="golden")
 app.add_typer(users.users_app, name="users")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(ops.db_app, name="db")

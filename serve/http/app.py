@@ -14,7 +14,18 @@ from serve.http.health import answer_slots, readiness
 from serve.http.limits import AnswerGate, RateLimiter
 from serve.http.observe import Observe
 from serve.http.oidc import OidcVerifier
-from serve.http.routes import admin, api_docs, audit, chat, metrics, openai_compat, sources, web
+from serve.http.routes import (
+    admin,
+    answers,
+    api_docs,
+    audit,
+    chat,
+    evaluation,
+    metrics,
+    openai_compat,
+    sources,
+    web,
+)
 
 
 def create_app(container: Container) -> FastAPI:
@@ -34,10 +45,13 @@ def create_app(container: Container) -> FastAPI:
     app.state.backlog = metrics.backlog_registry(container)
     http_errors.install(app)
     app.include_router(chat.router)
+    app.include_router(answers.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)
     app.include_router(sources.router)
     app.include_router(audit.router)
+    app.include_router(evaluation.eval_router)
+    app.include_router(evaluation.golden_router)
     app.include_router(metrics.router)
     web.install(app, serve.oidc)
     api_docs.install(app, serve.api_docs)

@@ -6,9 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.audit import AuditLog, Record, StoredText, record_hash
+from core.audit import ANSWER, AuditLog, Record, StoredText, record_hash
 from core.audit_seal import KeyRing
 from core.audit_verify import Problem, Verification
+from core.feedback import Feedback, feedback_on
+from serve.http.feedback_schemas import FeedbackOut
 
 
 class AuditSummary(BaseModel):
@@ -26,16 +28,18 @@ class AuditSummary(BaseModel):
     unsupported: int
     citations: int
     hash: str
+    # An answer's latest rating by its asker (up or down); null: none, or not an answer.
+    feedback: str | None = None
 
     @classmethod
-    def of(cls, r: Record) -> AuditSummary:
+    def of(cls, r: Record, feedback: str | None = None) -> AuditSummary:
         outcome = r.body.get("outcome")
-        if outcome is None and r.kind == "answer":
+        if outcome is None and r.kind == ANSWER:
             outcome = None if r.refused else "answered"
         return cls(seq=r.seq, record_id=r.record_id, at=r.at, kind=r.kind, actor=r.actor,
                    question=r.question, answer=r.answer, refused=r.refused, outcome=outcome,
                    unsupported=r.unsupported, citations=len(r.body.get("citations", ())),
-                   hash=r.hash)
+                   hash=r.hash, feedback=feedback)
 
 
 class AuditList(BaseModel):
@@ -76,18 +80,22 @@ class AuditDetail(AuditSummary):
     body: dict[str, Any]
     check: RecordCheck
     passages: list[PassageText]
+    # An answer's latest feedback from its asker (each one is an answer.feedback record too).
+    latest_feedback: FeedbackOut | None = None
 
     @classmethod
     def load(cls, book: AuditLog, record_id: str) -> AuditDetail:
-        """A record with its own check and the kept texts of the passages it retrieved."""
+        """A record with its own check, the kept texts of the passages it retrieved and,
+        for an answer, its latest feedback."""
         found = book.get(record_id)
         keys = [(p["chunk_id"], p["text_sha256"]) for p in found.body.get("retrieved", ())]
+        feedback = feedback_on(book, found.record_id) if found.kind == ANSWER else None
         return cls.build(found, book.previous_hash(found.seq), book.texts(keys),
-                         book.sealing.keys if book.sealing else None)
+                         book.sealing.keys if book.sealing else None, feedback)
 
     @classmethod
     def build(cls, r: Record, previous: str | None, texts: dict[tuple[str, str], StoredText],
-              keys: KeyRing | None = None) -> AuditDetail:
+              keys: KeyRing | None = None, feedback: Feedback | None = None) -> AuditDetail:
         cited: dict[str, list[int]] = {}
         for c in r.body.get("citations", ()):
             cited.setdefault(c["chunk_id"], []).append(c["n"])
@@ -110,8 +118,10 @@ class AuditDetail(AuditSummary):
             linked=None if previous is None else previous == r.prev_hash, sealed=sealed,
             texts_intact=all(p.intact is not False and p.purge_reason != "not kept"
                              for p in passages))
-        return cls(**AuditSummary.of(r).model_dump(), prev_hash=r.prev_hash, seal=r.seal,
-                   body=r.body, check=check, passages=passages)
+        summary = AuditSummary.of(r, feedback.rating if feedback else None)
+        return cls(**summary.model_dump(), prev_hash=r.prev_hash, seal=r.seal, body=r.body,
+                   check=check, passages=passages,
+                   latest_feedback=FeedbackOut.of(feedback) if feedback else None)
 
 
 class ProblemOut(BaseModel):

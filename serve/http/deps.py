@@ -69,8 +69,19 @@ def require_role(role: str) -> Callable[[Principal], Principal]:
     return check
 
 
+def require_any_role(*roles: str) -> Callable[[Principal], Principal]:
+    """Routes two roles share (evaluation: admins run it, auditors feed it golden questions)."""
+    def check(principal: PrincipalDep) -> Principal:
+        if not set(roles) & set(principal.roles):
+            raise AccessDenied(f"this route needs the {' or the '.join(roles)} role")
+        return principal
+
+    return check
+
+
 AdminDep = Annotated[Principal, Depends(require_role("admin"))]
 AuditorDep = Annotated[Principal, Depends(require_role("auditor"))]
+EvaluatorDep = Annotated[Principal, Depends(require_any_role("admin", "auditor"))]
 
 
 def get_gate(request: Request) -> AnswerGate:

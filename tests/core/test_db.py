@@ -11,7 +11,7 @@ from core.db import Database
 from core.jobs import JobBook
 from core.registry import Registry
 
-HEAD = "0009"
+HEAD = "0010"
 
 
 def _revision(url: str) -> str:
@@ -39,7 +39,8 @@ def test_a_database_from_before_migrations_is_stamped_and_upgraded(tmp_path: Pat
     db = Database(url)
     Registry(db).record_failure("d1", "/docs/a.pdf", None, "corrupt: test")
     with db.engine.begin() as conn:  # back to what the first release left: no jobs, no stamp
-        for table in ("source_entries", "sources",
+        for table in ("answer_feedback", "eval_results", "eval_runs", "golden_questions",
+                      "source_entries", "sources",
                       "audit_texts", "audit_head", "audit_records", "conversation_turns",
                       "conversations", "api_keys", "users", "dead_letters",
                       "job_items", "jobs", "alembic_version"):
@@ -91,6 +92,6 @@ def test_verify_mode_refuses_a_schema_that_is_behind_and_accepts_head(tmp_path: 
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
     engine.dispose()
-    with pytest.raises(RegistryError, match=r"revision 0004.*needs 0009"):
+    with pytest.raises(RegistryError, match=r"revision 0004.*needs 0010"):
         Database(url, migrate=False)
     assert _revision(url) == "0004"  # verifying never migrates

@@ -13,8 +13,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from core.admin_records import record_admin
-from core.audit import Filters, now_iso
+from core.audit import ANSWER, Filters, now_iso
 from core.audit_export import export_lines
+from core.feedback import latest_feedback
 from serve.http.audit_schemas import AuditDetail, AuditList, AuditSummary, CheckpointOut, VerifyOut
 from serve.http.deps import AuditorDep, ContainerDep, require_role
 
@@ -33,9 +34,12 @@ def get_filters(
     refused: Annotated[bool | None, Query(description="Only refusals (true) or answers.")] = None,
     unsupported: Annotated[bool | None, Query(
         description="Only records with (true) or without unsupported sentences.")] = None,
+    feedback: Annotated[Literal["up", "down", "any", "none"] | None, Query(
+        description="Only answers whose latest rating is up or down, or that have any or no "
+                    "feedback.")] = None,
 ) -> Filters:
     return Filters(user=user, since=since, until=until, text=text, kind=kind, refused=refused,
-                   unsupported=unsupported)
+                   unsupported=unsupported, feedback=feedback)
 
 
 FiltersDep = Annotated[Filters, Depends(get_filters)]
@@ -49,7 +53,10 @@ def records(container: ContainerDep, filters: FiltersDep,
     """Records, newest first, filtered; page with ``before``."""
     found = container.audit.records(filters, limit + 1, before)
     page = found[:limit]
-    return AuditList(records=[AuditSummary.of(r) for r in page],
+    # One query for the page's ratings, not one per record.
+    answers = [r.record_id for r in page if r.kind == ANSWER]
+    ratings = {k: f.rating for k, f in latest_feedback(container.database, answers).items()}
+    return AuditList(records=[AuditSummary.of(r, ratings.get(r.record_id)) for r in page],
                      next_before=page[-1].seq if len(found) > limit else None)
 
 

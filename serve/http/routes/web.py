@@ -2,7 +2,7 @@
 
 The pages talk to the JSON API only, with the user's bearer key. Every UI response carries
 a strict Content-Security-Policy: scripts, styles and connections to this origin only, no
-inline code, no framing.
+inline code, no framing (but for the evaluation report's frame, below).
 """
 
 from __future__ import annotations
@@ -31,6 +31,21 @@ SECURITY_HEADERS = {
 }
 
 
+# The one page that may be framed, by the admin page: the frame evaluation reports are shown
+# in (evaluation.js). A report is inline <style> and inline <svg> (style attributes), which the
+# pages' policy forbids, and a srcdoc frame inherits its parent's policy; so the report goes,
+# by postMessage, to this page's sandboxed srcdoc frame and inherits this policy instead: inline
+# styles, and still no inline script, no connection, nothing fetched from anywhere.
+REPORT_FRAME = "report-frame.html"
+REPORT_FRAME_HEADERS = {
+    **SECURITY_HEADERS,
+    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self' "
+                                "'unsafe-inline'; img-src data:; base-uri 'none'; "
+                                "form-action 'none'; frame-ancestors 'self'"),
+    "X-Frame-Options": "SAMEORIGIN",
+}
+
+
 def security_headers(settings: OidcSettings) -> dict[str, str]:
     """The headers, with the IdP's token endpoint allowed when the pages sign in through it."""
     if not settings.login_enabled or settings.token_endpoint is None:
@@ -52,7 +67,7 @@ class SecureStaticFiles(StaticFiles):
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
-        response.headers.update(self.headers)
+        response.headers.update(REPORT_FRAME_HEADERS if path == REPORT_FRAME else self.headers)
         response.headers["Cache-Control"] = "no-cache"
         return response
 

@@ -1,7 +1,9 @@
 // Admin: ingestion jobs with progress, per-file items and errors; submit, cancel, retry.
+// Sources (sources.js) and evaluation (evaluation.js) have modules of their own.
 
 import { call, query } from "./api.js";
 import { $, clear, h, short, status, when } from "./dom.js";
+import { initEvaluation, refreshEvaluation, resetEvaluation } from "./evaluation.js";
 import { refreshSources, resetSources } from "./sources.js";
 
 let openJob = null;
@@ -18,11 +20,13 @@ export function initAdmin(onError) {
   $("jobs-refresh").addEventListener("click", () => refresh().catch(onError));
   $("job-cancel").addEventListener("click", () => act("cancel").catch(onError));
   $("job-retry").addEventListener("click", () => act("retry").catch(onError));
+  initEvaluation(onError);
 }
 
 export async function showAdmin() {
   active = true;
   await refresh();
+  await refreshEvaluation();  // not polled with the jobs: it would clear the selection
 }
 
 export function hideAdmin() {
@@ -144,6 +148,7 @@ export function resetAdmin() {
   openJob = null;
   clear($("jobs-table").tBodies[0]);
   resetSources();
+  resetEvaluation();
   clear($("job-detail-body"));
   $("job-detail").hidden = true;
   $("job-form").reset();

@@ -59,6 +59,13 @@ export async function call(path, { method = "GET", body } = {}) {
   return response.json();
 }
 
+// GET a text body (an HTML report) with the bearer header; errors as call() gives them.
+export async function callText(path) {
+  const response = await fetch(path, { headers: headers() });
+  if (!response.ok) throw await failure(response);
+  return response.text();
+}
+
 // Fetch a download with the bearer header and hand it to the browser as a file.
 export async function download(path, fallbackName) {
   const response = await fetch(path, { headers: headers() });

@@ -2,6 +2,7 @@
 
 import { call, download, query } from "./api.js";
 import { $, clear, h, status, when } from "./dom.js";
+import { goldenForm } from "./golden.js";
 
 let nextBefore = null;
 
@@ -29,6 +30,7 @@ function filters() {
     since: isoOf($("f-since").value),
     until: isoOf($("f-until").value),
     refused: $("f-refused").value,
+    feedback: $("f-feedback").value,
   };
 }
 
@@ -50,7 +52,8 @@ async function loadRecords(more) {
     body.append(h("tr", { class: r.refused ? "refused" : "" },
       h("td", { text: r.seq }), h("td", { text: when(r.at) }), h("td", { text: r.kind }),
       h("td", { text: r.actor }), h("td", { class: "clip", text: r.question ?? "" }),
-      h("td", { text: result }),
+      h("td", {}, result, r.feedback ? h("span", { class: `rating ${r.feedback}`,
+        text: `${result ? " · " : ""}rated ${r.feedback}` }) : null),
       h("td", {}, h("button", {
         type: "button", "aria-label": `Open record ${r.seq}`,
         onclick: () => openRecord(r.record_id).catch((e) => status(e.message)),
@@ -109,6 +112,16 @@ async function openRecord(id) {
     out.append(h("h3", { text: r.refused ? (label[r.outcome] ?? "Answer (refused)") : "Answer" }),
       h("p", { class: r.refused ? "answer-text refused" : "answer-text", text: r.answer }));
   }
+  const fb = r.latest_feedback;
+  if (fb) {
+    // The asker's latest word on the answer; each one is also a record of its own.
+    const about = h("dl", { class: "meta", "aria-label": "Feedback from the asker" });
+    field(about, "Rating", h("span", { class: `rating ${fb.rating}`, text: fb.rating }));
+    field(about, "Comment", fb.comment ?? "(none)");
+    field(about, "Given", when(fb.at));
+    field(about, "Feedback record", fb.feedback_record_id);
+    out.append(h("h3", { text: "Feedback from the asker" }), about);
+  }
   const citations = r.body.citations || [];
   if (citations.length) {
     const list = h("ol", { class: "sources", "aria-label": "Citations" });
@@ -142,6 +155,7 @@ async function openRecord(id) {
   for (const k of ["citations", "retrieved", "question", "answer"]) delete other[k];
   out.append(h("details", {}, h("summary", { text: "Full record body (JSON)" }),
     h("pre", { class: "json", text: JSON.stringify(other, null, 2) })));
+  if (r.kind === "answer" && r.question !== null) out.append(...goldenForm(r));
   section.scrollIntoView({ block: "start" });
   $("audit-detail-title").focus?.();
   status(`Opened record #${r.seq}.`);

@@ -2,6 +2,7 @@
 
 import { call, query, stream } from "./api.js";
 import { $, clear, h, status, when } from "./dom.js";
+import { feedbackBox } from "./feedback.js";
 
 let conversationId = null;
 let busy = false;
@@ -74,6 +75,7 @@ async function openConversation(id) {
       // The server withholds an answer whose documents the user can no longer read, and
       // redacts one whose document was deleted for legal reasons; the text says which.
       if (turn.withheld || turn.redacted) {
+        answerBox.querySelector(".feedback")?.remove();  // nothing shown left to rate
         answerBox.classList.add("withheld");
         answerBox.prepend(h("p", { class: "refusal-tag",
           text: turn.withheld ? "Withheld" : "Redacted" }));
@@ -228,6 +230,8 @@ export function renderAnswer(answerBox, data) {
   if (data.model) meta.push(`model ${data.model}`);
   if (data.audit_id) meta.push(`audit record ${data.audit_id}`);
   if (meta.length) answerBox.append(h("p", { class: "meta-line", text: meta.join(" · ") }));
+  // The audit record is what feedback names: no record, nothing to rate.
+  if (data.audit_id) answerBox.append(feedbackBox(data.audit_id));
 }
 
 // A refusal's citations are the closest passages, not claims: they are not flagged.

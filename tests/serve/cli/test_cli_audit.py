@@ -173,3 +173,40 @@ def test_keygen_writes_a_key_once_and_rotation_keeps_old_seals_verifiable(
     offline = _enclave(cli_env, "audit", "verify", "--file", str(export), "--public-keys",
                        str(keys / "public.jsonl"))
     assert offline.returncode == 0 and "3 seal(s)" in offline.stdout
+
+
+def test_audit_list_and_export_filter_by_feedback(cli_env: dict[str, str]) -> None:
+    from core.audit import ANSWER, Event
+    from core.container import Container
+    from core.feedback import give_feedback
+    from core.settings import Settings
+    from core.types import Principal
+
+    container = Container(Settings(data_dir=Path(cli_env["ENCLAVE_DATA_DIR"])))
+    try:
+        ids = []
+        for user in ("ann", "ann", "bo"):
+            body = {"principal": {"user_id": user, "groups": [], "roles": ["employee"]}}
+            ids.append(container.audit.append(Event(ANSWER, user, body, question=f"q {user}?",
+                                                    answer="a.", refused=False)).record_id)
+        give_feedback(container.audit, Principal("ann"), ids[0], "down", "wrong", "test")
+        give_feedback(container.audit, Principal("bo"), ids[2], "up", None, "test")
+    finally:
+        container.close()
+
+    def listed(*args: str) -> list[str]:
+        run = _enclave(cli_env, "audit", "list", "--json", *args)
+        assert run.returncode == 0, run.stderr
+        return [r["record_id"] for r in json.loads(run.stdout)["records"]]
+
+    assert listed("--feedback", "down") == [ids[0]]
+    assert listed("--feedback", "up") == [ids[2]]
+    assert listed("--feedback", "any") == [ids[2], ids[0]]
+    assert listed("--feedback", "none") == [ids[1]]
+    text = _enclave(cli_env, "audit", "list", "--feedback", "any").stdout
+    assert "rated up" in text and "rated down" in text
+    exported = _enclave(cli_env, "audit", "export", "--feedback", "down", "--user", "ann")
+    assert exported.returncode == 0, exported.stderr
+    assert [json.loads(line)["record_id"] for line in exported.stdout.splitlines()] == [ids[0]]
+    bogus = _enclave(cli_env, "audit", "list", "--feedback", "sideways")
+    assert bogus.returncode == 2 and "--feedback" in bogus.stderr

@@ -676,3 +676,231 @@ def test_api_docs_render_without_leaving_the_server(page: Any, docs_api: Api) ->
     assert not elsewhere, elsewhere
     assert f"{docs_api.base}/openapi.json" in requested
     no_unexpected_errors(page)
+
+
+@needs_chromium
+def test_employee_rates_an_answer_and_the_auditor_filters_by_it(page: Any, api: Api,
+                                                                keys: dict[str, str]) -> None:
+    """Thumbs down with a comment under a streamed answer; the auditor finds that answer by
+    its rating, and reads the rating and the comment in its record."""
+    from playwright.sync_api import expect
+
+    from core.feedback import feedback_on
+
+    comment = "It says nothing about part-time staff."
+    sign_in(page, api, keys["emma"])
+    answer = ask(page, QUESTION)
+    meta = answer.locator(".meta-line").inner_text()
+    found = re.search(r"audit record ([0-9a-f-]{36})", meta)
+    assert found, meta
+    audit_id = found.group(1)
+    rating = answer.get_by_role("group", name="Feedback on this answer")
+    up = rating.get_by_role("button", name="Helpful (thumbs up)", exact=True)
+    down = rating.get_by_role("button", name="Not helpful (thumbs down)", exact=True)
+    expect(down).to_have_attribute("aria-pressed", "false")
+    expect(rating.get_by_label("Comment (optional)")).to_be_hidden()  # until a thumb is clicked
+    down.click()
+    expect(rating).to_contain_text("Thanks — recorded")
+    expect(down).to_have_attribute("aria-pressed", "true")
+    expect(up).to_have_attribute("aria-pressed", "false")
+    box = rating.get_by_label("Comment (optional)")
+    expect(box).to_be_focused()
+    box.fill(comment)
+    rating.get_by_role("button", name="Send comment").click()
+    expect(box).to_be_hidden()
+    expect(rating.locator(".feedback-note")).to_have_text("Thanks — recorded")
+    stored = feedback_on(api.container.audit, audit_id)
+    assert stored and (stored.rating, stored.comment, stored.user_id) == ("down", comment, "emma")
+    assert_all_named(page)
+    shot(page, "web-chat-feedback")
+
+    # A refusal from the server is said, and the page stays usable.
+    page.route(f"**/v1/answers/{audit_id}/feedback", lambda route: route.fulfill(
+        status=429, body=json.dumps({"error": "rate_limited", "detail": "slow down"}),
+        headers={"Content-Type": "application/json"}))
+    up.click()
+    expect(rating.locator(".feedback-note")).to_have_text("Feedback not recorded: slow down")
+    expect(down).to_have_attribute("aria-pressed", "true")  # still the recorded rating
+    expect(up).to_be_enabled()
+    page.unroute(f"**/v1/answers/{audit_id}/feedback")
+    expect(page.get_by_label("Question")).to_be_enabled()
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, api, keys["aldo"])
+    page.get_by_role("tab", name="Audit").click()
+    expect(page.get_by_text(re.compile(r"^Chain intact: \d+ records"))).to_be_visible()
+    page.get_by_label("Feedback", exact=True).select_option("down")
+    page.get_by_role("button", name="Search records").click()
+    rows = page.locator("#audit-table tbody tr")
+    rated_down = httpx.get(f"{api.base}/v1/audit/records", timeout=30, params={"feedback": "down"},
+                           headers={"Authorization": f"Bearer {keys['aldo']}"}).json()["records"]
+    assert audit_id in {r["record_id"] for r in rated_down}
+    expect(rows).to_have_count(len(rated_down))
+    for row in rows.all():
+        expect(row).to_contain_text("rated down")
+    record = api.container.audit.get(audit_id)
+    row = rows.filter(has=page.get_by_role("button", name=f"Open record {record.seq}", exact=True))
+    expect(row).to_contain_text(QUESTION)
+    row.get_by_role("button", name=f"Open record {record.seq}", exact=True).click()
+    detail = page.get_by_role("region", name=re.compile(rf"^Record #{record.seq}"))
+    about = detail.get_by_label("Feedback from the asker")
+    expect(about).to_contain_text("down")
+    expect(about).to_contain_text(comment)
+    expect(about).to_contain_text(stored.feedback_record_id)
+    shot(page, "web-audit-feedback")
+    assert_all_named(page)
+    # The browser logs the scripted 429 as a failed resource; nothing else may be logged.
+    real = [e for e in page.console_errors if not re.search(r"status of 4(0[13]|29)\b", e)]
+    assert not real, real
+
+
+def _allowed_errors(page: Any, statuses: str) -> None:
+    """Nothing logged but failed resources of these statuses (a regex: the refusals a test
+    provokes on purpose)."""
+    real = [e for e in page.console_errors if not re.search(rf"status of ({statuses})\b", e)]
+    assert not real, real
+
+
+@needs_chromium
+def test_auditor_adds_an_answer_to_a_golden_set(page: Any, api: Api, keys: dict[str, str],
+                                                expected: dict[str, Any]) -> None:
+    """The form under an answer's record: prefilled from the record, corrected, confirmed,
+    posted; the server's refusal of a second addition is shown."""
+    from playwright.sync_api import expect
+
+    decisions = iter([False, True, True])  # cancel the first confirmation, accept the others
+    asked: list[str] = []
+
+    def decide(dialog: Any) -> None:
+        asked.append(dialog.message)
+        if next(decisions):
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    page.on("dialog", decide)
+    sign_in(page, api, keys["aldo"])
+    page.get_by_role("tab", name="Audit").click()
+    page.get_by_label("Text", exact=True).fill("paid leave")
+    page.get_by_label("User", exact=True).fill("emma")
+    page.get_by_role("button", name="Search records").click()
+    record = api.container.audit.get(expected["audit_id"])
+    page.get_by_role("button", name=f"Open record {record.seq}", exact=True).click()
+    detail = page.get_by_role("region", name=re.compile(rf"^Record #{record.seq}"))
+    form = detail.get_by_role("form", name="Add to golden set")
+    cited = list(dict.fromkeys(c["doc_id"] for c in expected["citations"] if c["supported"]))
+    documents = form.get_by_label("Expected documents (one per line)")
+    expect(documents).to_have_value("\n".join(cited))
+    expect(form.get_by_label("Answerable from the documents")).to_be_checked()
+
+    form.get_by_label("Golden set", exact=True).fill("web-golden")
+    documents.fill(f"{cited[0]}\n\npublic/leave-policy.md\n")
+    form.get_by_label("Reference answer (optional)").fill("28 days of paid leave.")
+    submit = form.get_by_role("button", name="Add to golden set")
+    submit.click()  # cancelled: nothing is sent
+    assert asked == ['Add this question to the golden set "web-golden"?']
+    assert "web-golden" not in {s.name for s in api.container.golden.sets()}
+    submit.click()
+    result = form.get_by_role("status")
+    expect(result).to_have_text(f'Added to the golden set "web-golden" as audit-{record.seq} '
+                                "(answerable, 2 expected documents).")
+    [question] = api.container.golden.questions("web-golden")
+    assert question.documents == (cited[0], "public/leave-policy.md")
+    assert (question.added_by, question.from_record) == ("aldo", expected["audit_id"])
+    assert question.reference == "28 days of paid leave."
+    shot(page, "web-audit-golden")
+
+    submit.click()  # the same question again: the server says why not, the form stays
+    expect(result).to_have_text(re.compile(r"^Not added: golden set 'web-golden' already holds"))
+    expect(submit).to_be_enabled()
+    assert len(api.container.golden.questions("web-golden")) == 1
+    assert_all_named(page)
+    _allowed_errors(page, "400")
+
+
+@needs_chromium
+def test_admin_compares_two_evaluation_runs(page: Any, api: Api, keys: dict[str, str]) -> None:
+    """Runs recorded by the RunBook are listed with their figures; two selected show the newer
+    against the older in a sandboxed frame, drawn with the report's own styles; a run gone
+    meanwhile is a message, and the page goes on."""
+    from playwright.sync_api import expect
+    from sqlalchemy import text
+
+    from core.golden import GoldenQuestion, parse_golden
+    from serve.http.routes.web import REPORT_FRAME_HEADERS
+
+    book = api.container.eval_runs
+
+    def run(config: str, recall: float) -> str:
+        run_id = book.start("web-batch", "web-set", "0" * 64, config, {"k": 4}, "root-admin")
+        book.finish(run_id, {"questions": 1, "answerable_answered": 1.0, "citation_precision": 0.9,
+                             "citation_recall": recall, "latency_p50_s": 1.0,
+                             "latency_p95_s": 2.5},
+                    [{"id": "q1", "question": QUESTION, "answerable": True, "outcome": "answered",
+                      "correct_outcome": True, "answer": "28 days [1].", "cited": ["handbook"]}])
+        return run_id
+
+    older, newer = run("web-base", 0.5), run("web-new", 0.75)
+    api.container.golden.add("web-set", GoldenQuestion(qid="q1", question=QUESTION,
+                                                       documents=("handbook",), added_by="aldo"))
+    with httpx.Client(base_url=api.base, timeout=30) as http:
+        frame_page = http.get("/ui/report-frame.html")
+        assert frame_page.status_code == 200
+        for name, value in REPORT_FRAME_HEADERS.items():
+            assert frame_page.headers[name] == value, name
+
+    sign_in(page, api, keys["admin"])
+    page.get_by_role("tab", name="Admin").click()
+    section = page.get_by_role("region", name="Evaluation")
+    runs = section.get_by_role("table", name=re.compile("^Evaluation runs"))
+    latest = runs.get_by_role("row").filter(has_text="web-new")
+    for shown in ("web-set", "done", "100.0%", "90.0%", "75.0%", "2.50 s"):
+        expect(latest).to_contain_text(shown)
+    compare = section.get_by_role("button", name="Compare with baseline")
+    expect(compare).to_be_disabled()
+    section.get_by_label(f"Select run web-new {newer[:8]}").check()
+    expect(compare).to_be_disabled()
+    section.get_by_label(f"Select run web-base {older[:8]}").check()
+    expect(compare).to_be_enabled()
+    compare.click()
+    expect(section.get_by_role("heading", name=re.compile(
+        rf"^Report: web-new \({newer[:8]}\) against the baseline web-base"))).to_be_visible()
+    viewer = page.locator("#eval-report-frame")
+    assert viewer.get_attribute("sandbox") == "allow-scripts"
+    assert page.frame_locator("#eval-report-frame").locator("#report") \
+        .get_attribute("sandbox") == ""
+    report = page.frame_locator("#eval-report-frame").frame_locator("#report")
+    expect(report.locator("svg").first).to_be_visible()
+    expect(report.locator("h2", has_text="Against the baseline")).to_be_visible()
+    expect(report.locator("body")).to_contain_text("+25.0 pp")  # the recall's change
+    # The report's inline styles apply: its frame has a policy that allows them.
+    assert report.locator("h2").first.evaluate("e => getComputedStyle(e).borderBottomStyle") \
+        == "solid"
+    shot(page, "web-admin-evaluation")
+
+    sets = section.get_by_role("table", name=re.compile("^Golden sets"))
+    expect(sets.get_by_role("row").filter(has_text="web-set")).to_contain_text("1")
+    with page.expect_download() as download:
+        sets.get_by_role("button", name="Download golden set web-set as JSONL").click()
+    assert download.value.suggested_filename == "web-set.jsonl"
+    [saved] = parse_golden(Path(download.value.path()).read_text("utf-8"))
+    assert saved.qid == "q1" and saved.added_by == "aldo"
+
+    # A run removed after the list was drawn: the server's message, and the page goes on.
+    gone = run("web-gone", 0.25)
+    section.get_by_role("button", name="Refresh runs").click()
+    section.get_by_label(f"Select run web-new {newer[:8]}").uncheck()
+    section.get_by_label(f"Select run web-base {older[:8]}").uncheck()
+    section.get_by_label(f"Select run web-gone {gone[:8]}").check()
+    with api.container.database.engine.begin() as conn:
+        for table in ("eval_results", "eval_runs"):
+            conn.execute(text(f"DELETE FROM {table} WHERE run_id = :r"), {"r": gone})
+    section.get_by_role("button", name="Report", exact=True).click()
+    expect(section.get_by_role("alert")).to_have_text(
+        re.compile(rf"^Evaluation: no evaluation run '{gone}'"))
+    section.get_by_role("button", name="Refresh runs").click()
+    expect(runs.get_by_role("row").filter(has_text="web-gone")).to_have_count(0)
+    expect(section.get_by_role("button", name="Report", exact=True)).to_be_disabled()
+    expect(page.locator("#eval-error")).to_be_empty()
+    assert_all_named(page)
+    _allowed_errors(page, "404")
