@@ -208,7 +208,8 @@ def _run_one(home: Container, book: RunBook, run_id: str, config: Config, settin
     failed = [a for a in asked if a.answer is None]
     if len(failed) == len(asked):
         raise ConfigError(f"every question failed; the first: {failed[0].error}")
-    rows = [score_question(a, _similarity(home)) for a in asked]
+    similarity = _similarity(home)
+    rows = [score_question(a, similarity) for a in asked]
     book.finish(run_id, {**figures(rows), "seconds": round(seconds, 1)}, rows)
 
 

@@ -18,41 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.eval_runs import DONE, EvalRun
+from eval.golden_score import GROUPS, MOVED
 
 DASH = "–"
 ANSWER_CHARS = 300
-MOVED = 0.1  # a token F1 or similarity change larger than this is worth a look
-
-# (figures key, label, kind, which way is better: 1 higher, -1 lower, 0 neither)
-Metric = tuple[str, str, str, int]
-GROUPS: tuple[tuple[str, tuple[Metric, ...]], ...] = (
-    ("Questions", (
-        ("questions", "questions asked", "count", 0),
-        ("expected_answer", "answerable (expected)", "count", 0),
-        ("expected_none", "unanswerable (expected)", "count", 0),
-        ("errors", "questions that raised", "count", -1),
-        ("outcome_accuracy", "outcome accuracy (answered iff answerable)", "rate", 1))),
-    ("Answerable questions", (
-        ("answerable_answered", "answered", "rate", 1),
-        ("answerable_not_found", "not found", "rate", -1),
-        ("answerable_unverified", "unverified", "rate", -1))),
-    ("Unanswerable questions", (
-        ("unanswerable_answered", "answered", "rate", -1),
-        ("unanswerable_not_found", "not found (as it should)", "rate", 1),
-        ("unanswerable_unverified", "unverified", "rate", 0))),
-    ("Citations and answers", (
-        ("citation_precision", "citation precision", "rate", 1),
-        ("citation_recall", "citation recall", "rate", 1),
-        ("facts_recall", "expected facts found", "rate", 1),
-        ("token_f1", "token F1 against the reference", "rate", 1),
-        ("similarity", "similarity to the reference", "rate", 1))),
-    ("Cost", (
-        ("latency_p50_s", "latency p50", "seconds", -1),
-        ("latency_p95_s", "latency p95", "seconds", -1),
-        ("prompt_tokens", "prompt tokens per answer", "tokens", -1),
-        ("completion_tokens", "completion tokens per answer", "tokens", 0),
-        ("seconds", "wall time of the run", "seconds", -1))),
-)
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;margin:2em auto;

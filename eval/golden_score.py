@@ -30,12 +30,42 @@ OUTCOMES = ("answered", "not_found", "unverified")
 _MARKER = re.compile(r"\[\d+\]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
-# Figures a gate may name, and which way is better (for --baseline).
-HIGHER = ("outcome_accuracy", "answerable_answered", "unanswerable_not_found",
-          "citation_precision", "citation_recall", "facts_recall", "token_f1", "similarity")
-LOWER = ("unanswerable_answered", "answerable_not_found", "answerable_unverified", "errors",
-         "latency_p50_s", "latency_p95_s", "prompt_tokens", "completion_tokens")
-GATED = HIGHER + LOWER + ("unanswerable_unverified", "questions")
+# Every figure of a run, in the order reports show them.
+# (figures key, label, kind, which way is better: 1 higher, -1 lower, 0 neither)
+Metric = tuple[str, str, str, int]
+GROUPS: tuple[tuple[str, tuple[Metric, ...]], ...] = (
+    ("Questions", (
+        ("questions", "questions asked", "count", 0),
+        ("expected_answer", "answerable (expected)", "count", 0),
+        ("expected_none", "unanswerable (expected)", "count", 0),
+        ("errors", "questions that raised", "count", -1),
+        ("outcome_accuracy", "outcome accuracy (answered iff answerable)", "rate", 1))),
+    ("Answerable questions", (
+        ("answerable_answered", "answered", "rate", 1),
+        ("answerable_not_found", "not found", "rate", -1),
+        ("answerable_unverified", "unverified", "rate", -1))),
+    ("Unanswerable questions", (
+        ("unanswerable_answered", "answered", "rate", -1),
+        ("unanswerable_not_found", "not found (as it should)", "rate", 1),
+        ("unanswerable_unverified", "unverified", "rate", 0))),
+    ("Citations and answers", (
+        ("citation_precision", "citation precision", "rate", 1),
+        ("citation_recall", "citation recall", "rate", 1),
+        ("facts_recall", "expected facts found", "rate", 1),
+        ("token_f1", "token F1 against the reference", "rate", 1),
+        ("similarity", "similarity to the reference", "rate", 1))),
+    ("Cost", (
+        ("latency_p50_s", "latency p50", "seconds", -1),
+        ("latency_p95_s", "latency p95", "seconds", -1),
+        ("prompt_tokens", "prompt tokens per answer", "tokens", -1),
+        ("completion_tokens", "completion tokens per answer", "tokens", 0),
+        ("seconds", "wall time of the run", "seconds", -1))),
+)
+METRICS: dict[str, Metric] = {m[0]: m for _, group in GROUPS for m in group}
+# Which way is better, for --baseline; and what --fail-if may name.
+HIGHER = tuple(key for key, (_, _, _, better) in METRICS.items() if better == 1)
+GATED = tuple(METRICS)
+MOVED = 0.1  # a token F1 or similarity change larger than this is worth a look
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
     ">": lambda a, b: a > b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
@@ -204,7 +234,7 @@ def gate(run_figures: Mapping[str, Any], conditions: Sequence[Condition],
 
 
 def regressions(rows: Sequence[Mapping[str, Any]],
-                baseline_rows: Sequence[Mapping[str, Any]], moved: float = 0.1) -> list[str]:
+                baseline_rows: Sequence[Mapping[str, Any]], moved: float = MOVED) -> list[str]:
     """Questions that got worse than in the baseline: right there (outcome and every
     fact) and wrong now, or an answer further from its reference by more than ``moved``
     (token F1 or similarity)."""

@@ -27,20 +27,6 @@ EXIT_CONFIG = 6
 golden_app = typer.Typer(help="Golden sets: the owner's questions, kept in the database.",
                          no_args_is_help=True)
 
-_SHOWN = (("outcome_accuracy", "outcome right", "%"), ("answerable_answered", "answered (expected)", "%"),
-          ("unanswerable_answered", "answered (none expected)", "%"),
-          ("answerable_not_found", "not found (expected)", "%"),
-          ("unanswerable_not_found", "not found (none expected)", "%"),
-          ("answerable_unverified", "unverified (expected)", "%"),
-          ("unanswerable_unverified", "unverified (none expected)", "%"),
-          ("citation_precision", "citation precision", "%"), ("citation_recall", "citation recall", "%"),
-          ("facts_recall", "facts present", "%"), ("token_f1", "token F1", ""),
-          ("similarity", "similarity", ""), ("latency_p50_s", "latency p50 s", ""),
-          ("latency_p95_s", "latency p95 s", ""), ("prompt_tokens", "prompt tokens", ""),
-          ("completion_tokens", "completion tokens", ""), ("errors", "errors", ""),
-          ("seconds", "run seconds", ""))
-
-
 def eval_golden(
     file: Annotated[Path | None, typer.Argument(help="A golden file (JSONL).")] = None,
     golden_set: Annotated[str | None, typer.Option(
@@ -127,22 +113,21 @@ def eval_golden(
 
 
 def _print(result: dict[str, Any]) -> None:
+    from eval.golden_score import GROUPS
+
     runs = result["runs"]
     names = [f"{r['config']} ({r['run_id'][:8]})" for r in runs]
-    width = max([28, *(len(n) + 2 for n in names)])
+    width = max([16, *(len(n) + 2 for n in names)])
+    labels = max(len(m[1]) for _, group in GROUPS for m in group) + 4
     out.print(f"golden: {result['golden']}" + (f"   baseline: {result['baseline'][:8]}"
                                                  if result["baseline"] else ""))
-    out.print(f"{'':<28}" + "".join(f"{n:>{width}}" for n in names), highlight=False, soft_wrap=True)
-    for key, label, unit in _SHOWN:
-        cells = []
-        for r in runs:
-            value = r["figures"].get(key)
-            if r["status"] != "done":
-                value = None
-            cells.append("–" if value is None else f"{100 * value:.1f}%" if unit == "%"
-                         else f"{value:g}")
-        out.print(f"{label:<28}" + "".join(f"{c:>{width}}" for c in cells), highlight=False,
-                  soft_wrap=True)
+    out.print(" " * labels + "".join(f"{n:>{width}}" for n in names))
+    for group, metrics in GROUPS:
+        out.print(group)
+        for key, label, kind, _ in metrics:
+            cells = [_cell(r["figures"].get(key) if r["status"] == "done" else None, kind)
+                     for r in runs]
+            out.print(f"  {label:<{labels - 2}}" + "".join(f"{c:>{width}}" for c in cells))
     for r in runs:
         if r["status"] != "done":
             err.print(f"configuration {r['config']} failed: {r['reason']}")
@@ -150,6 +135,12 @@ def _print(result: dict[str, Any]) -> None:
             err.print(f"gate failed ({r['config']}): {failure}")
         for changed in r["regressions"]:
             err.print(f"regression ({r['config']}): {changed}")
+
+
+def _cell(value: Any, kind: str) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:.1f}%" if kind == "rate" else f"{value:g}"
 
 
 # -- golden sets in the database ----------------------------------------------------------------
