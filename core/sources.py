@@ -24,18 +24,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, delete, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.choices import KINDS as KINDS  # where callers have always found them
+from core.choices import Kind as Kind
 from core.db import Base, Database
 from core.errors import InputError, NotFound, SourceError, SyncRunning
 from core.jobs import CANCELLED, DONE, JobRow, _count
 from core.names import clean_text, validate_groups
 
-Kind = Literal["folder", "smb", "imap", "web"]
-KINDS: tuple[Kind, ...] = ("folder", "smb", "imap", "web")
 # Kinds whose documents carry the permissions the source gives each one; the others
 # take the groups set on the source.
 PERMISSION_KINDS = frozenset({"folder", "smb"})

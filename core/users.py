@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.choices import ROLES as ROLES  # where callers have always found it
 from core.db import Base, Database
 from core.errors import InputError, NotFound
 from core.names import clean_user_id, validate_groups
 from core.types import Principal
 
-ROLES = ("employee", "auditor", "admin")
 KEY_PREFIX = "enc_"
 
 

@@ -188,9 +188,8 @@ def support_sweep(clapnq: Path, embedder: Any = None) -> dict[str, Any]:
     from serve.answering.verify import Verifier
 
     if embedder is None:
-        from ingest.embed import SentenceTransformerEmbedder
-
-        embedder = SentenceTransformerEmbedder()
+        # The configured embedder (ENCLAVE_EMBEDDING__MODE): the calibration is its own.
+        embedder = Container(Settings()).embedder
     verifier = Verifier(embedder, Bm25SparseEncoder().terms, 0.0)
     rows = [json.loads(x) for x in (clapnq / FILES["answerable"]).read_text(encoding="utf-8").splitlines()]
     chunks = [Chunk(r["id"], r["id"], "v", r["passages"][0]["text"], None, None, 0, 0) for r in rows]

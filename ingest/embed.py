@@ -37,6 +37,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.threads = threads
         self.name = self.model_path.name if model_path else "all-MiniLM-L6-v2"
+        self.fingerprint = f"sentence-transformers/{self.name}"
 
     @cached_property
     def _model(self) -> Any:

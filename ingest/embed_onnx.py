@@ -4,8 +4,13 @@ Ingestion on a CPU is bounded by embedding. The int8 model is made here, on this
 from the very weights the PyTorch embedder loads: exported with torch's ONNX exporter,
 its attention and layer norms fused by ONNX Runtime's transformer optimizer, then its
 weights quantized to int8 (dynamic quantization: activations are quantized at run time,
-so no calibration data is needed). The result is cached under the data dir, keyed by a
-hash of the weights, and made again when they change. Nothing is downloaded.
+so no calibration data is needed). The result is cached, keyed by a hash of the weights
+and the recipe, and made again when either changes. Nothing is downloaded.
+
+``make install`` (and the image build) prepares the model once, into the installation
+(:func:`prepared_dir`, ``python -m ingest.embed_onnx``), so that no process exports at
+run time and none imports PyTorch to embed; a model found neither there nor in the cache
+dir (``<data dir>/models``) is exported into the cache dir on first use.
 
 sentence-transformers' own ONNX backend needs optimum-onnx, which pins transformers
 below 4.58 (we run 5.x), so the export is ours; the pooling and normalisation follow the
@@ -23,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
@@ -55,6 +61,7 @@ class OnnxInt8Embedder:
         self.batch_size = batch_size
         self.threads = threads
         self.name = f"{self._source.name} (onnx-int8)"
+        self.fingerprint = f"onnx-int8/{self._source.name}/{_RECIPE}"
         self._pooling = _pooling_of(self.model_path)
 
     @property
@@ -75,10 +82,11 @@ class OnnxInt8Embedder:
     @cached_property
     def model_file(self) -> Path:
         """The int8 model for these weights, exported and quantized on first use."""
-        digest = _weights_digest(self.model_path)
-        target = self.cache_dir / f"{self.model_path.name}-{digest[:16]}-{_RECIPE}.onnx"
-        if target.is_file():
-            return target
+        name = model_file_name(self.model_path)
+        target = self.cache_dir / name
+        for found in (target, prepared_dir() / name):
+            if found.is_file():
+                return found
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         # Several workers may start at once: one exports, the others wait and reuse it.
         with _exclusive(target.with_suffix(".lock")):
@@ -139,6 +147,20 @@ class OnnxInt8Embedder:
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def prepared_dir() -> Path:
+    """Where the installation keeps the models it prepared (inside the virtualenv)."""
+    return Path(sys.prefix) / "share" / "enclave" / "models"
+
+
+def model_file_name(model_path: Path) -> str:
+    return f"{model_path.name}-{_weights_digest(model_path)[:16]}-{_RECIPE}.onnx"
+
+
+def prepare(model_path: Path | None = None) -> Path:
+    """Export the int8 model of these weights into :func:`prepared_dir` (idempotent)."""
+    return OnnxInt8Embedder(prepared_dir(), model_path).model_file
 
 
 def _pooling_of(model_path: Path) -> str:
@@ -243,3 +265,7 @@ def _export(model_path: Path, target: Path) -> None:
         quantize_dynamic(fused, int8, weight_type=QuantType.QInt8, per_channel=True,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         os.replace(int8, target)
+
+
+if __name__ == "__main__":
+    print(prepare())

@@ -9,12 +9,14 @@ message finds the item finished, or running elsewhere, and does nothing.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing, contextmanager
 from dataclasses import replace
 from pathlib import Path, PurePath
@@ -258,12 +260,14 @@ class JobRunner:
             return "the source was removed"
         try:
             # Opened for this listing alone: the items log on again (once per worker).
+            ingestor = self._ingestor()
             with closing(open_connector(source, self._settings())) as connector:
                 return plan_source(
                     book, source, job.job_id, connector,
                     add=lambda rows: self._add(job.job_id, rows),
-                    delete=deleter(self._ingestor().delete_id),
-                    batch=self.settings.plan_batch)
+                    delete=deleter(ingestor.delete_id),
+                    batch=self.settings.plan_batch,
+                    reembed=ingestor.registry.embedded_otherwise(ingestor.embedder.fingerprint))
         except SourceError as exc:  # could not even be opened: wrong credentials, down
             return f"nothing deleted: {one_line(exc)}"
         except (BackendError, DocumentError):
@@ -460,14 +464,17 @@ class JobRunner:
 
 
 class InlineQueue:
-    """Runs job work in this process, in order: embedded installs with no broker, and tests.
+    """Runs job work in this process: embedded installs with no broker, and tests.
 
     Sends only record the work; :meth:`drain` runs it (a send from inside a run waits its
-    turn rather than recursing).
+    turn rather than recursing). Plans run in the draining thread, in order; items run in
+    up to ``workers`` threads at once, so that one document is parsed while another is
+    embedded, as two worker processes would.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 1) -> None:
         self.runner: JobRunner | None = None
+        self.workers = workers
         self._work: deque[tuple[str, str | int]] = deque()
         self._draining = False
 
@@ -483,19 +490,34 @@ class InlineQueue:
         if self._draining or self.runner is None:
             return
         self._draining = True
+        running: set[Future[None]] = set()
         try:
-            while self._work:
-                kind, ref = self._work.popleft()
-                if kind == "plan":
-                    self.runner.plan(str(ref))
-                    continue
-                try:
-                    self.runner.run_item(int(ref))
-                except BackendError as exc:
-                    # No broker to retry later: the item fails with the reason; `retry` reruns it.
-                    self.runner.book.finish(int(ref), FAILED, f"unavailable: {one_line(exc)}")
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="enclave-item") as pool:
+                while self._work or running:
+                    while self._work and len(running) < self.workers:
+                        kind, ref = self._work.popleft()
+                        if kind == "plan":
+                            self.runner.plan(str(ref))
+                        else:
+                            running.add(pool.submit(contextvars.copy_context().run,
+                                                    self._run_item, int(ref)))
+                    if running:
+                        # Until an item ends, or briefly: a running item may send more.
+                        if not (self._work and len(running) < self.workers):
+                            wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
+                        for future in {f for f in running if f.done()}:
+                            running.discard(future)
+                            future.result()
         finally:
             self._draining = False
+
+    def _run_item(self, item_id: int) -> None:
+        assert self.runner is not None
+        try:
+            self.runner.run_item(item_id)
+        except BackendError as exc:
+            # No broker to retry later: the item fails with the reason; `retry` reruns it.
+            self.runner.book.finish(item_id, FAILED, f"unavailable: {one_line(exc)}")
 
 
 def _outcome(source: str, results: list[FileResult]) -> FileResult:

@@ -26,11 +26,12 @@ from core.errors import (
     UnsupportedType,
     one_line,
 )
-from core.settings import ConvertSettings, OcrSettings
+from core.settings import ConvertSettings, IngestSettings, OcrSettings
 from core.types import Element, PageOcr, ParsedDocument
 from ingest.convert import TARGETS as CONVERTED
 from ingest.convert import converted
 from ingest.guards import pdf_page_count, refuse_encrypted, refuse_strict_ooxml
+from ingest.pdf_text import PdfText
 from ingest.scans import IMAGE_TYPES, ocr_thin_pages, parse_image
 from ingest.structured import EXTENSIONS as STRUCTURED
 from ingest.structured import render
@@ -92,12 +93,14 @@ def unsupported(name: str) -> UnsupportedType | None:
 def parse_file(
     path: Path, *, max_bytes: int, max_pages: int, ocr: OcrSettings | None = None,
     convert: ConvertSettings | None = None, scratch: Path | None = None,
+    pdf_text: PdfText | None = None,
 ) -> ParsedDocument:
     """Parse ``path`` or raise a :class:`core.errors.DocumentError` saying why not.
 
     ``ocr``: how images and scanned PDF pages are read (ingest/scans.py); default settings
     when None. ``convert``: LibreOffice for legacy and OpenDocument office files
     (ingest/convert.py), its working folder under ``scratch`` (None: the temp folder).
+    ``pdf_text``: how a PDF's text layer is read (IngestSettings.pdf_text when None).
     """
     ocr = ocr or OcrSettings()
     ext = path.suffix.lower()
@@ -130,6 +133,8 @@ def parse_file(
         raw = _partition_converted(path, ext, convert or ConvertSettings(), scratch)
     elif ext in _DELIMITED:
         raw = _partition_delimited(path, ext, *_PARTITIONERS[ext])
+    elif ext == ".pdf":
+        raw = _partition_pdf(path, pdf_text or IngestSettings().pdf_text)
     else:
         raw = _partition(path, *_PARTITIONERS[ext], data)
     elements, text = _place(raw)
@@ -211,6 +216,23 @@ def _partition(
         if "password" in message.lower() or "encrypt" in message.lower():
             raise EncryptedDocument(message) from exc
         raise CorruptDocument(f"{type(exc).__name__}: {message}") from exc
+
+
+def _partition_pdf(path: Path, how: PdfText) -> Sequence[Any]:
+    if how == "pdfium":
+        from ingest.pdf_text import pdf_elements
+
+        try:
+            found = pdf_elements(path)
+        except DocumentError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a file the new path trips on still parses
+            log.warning("%s: pdfium's path failed (%s); pdfminer reads it", path.name, one_line(exc))
+            found = None
+        if found is not None:
+            return found
+    # pdfminer reads some files pdfium cannot open, and says what is wrong with the rest.
+    return _partition(path, *_PARTITIONERS[".pdf"])
 
 
 def _structured(path: Path, max_bytes: int) -> Sequence[Any]:

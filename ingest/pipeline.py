@@ -8,6 +8,13 @@ puts things right. A file that must be parsed is parsed from a private copy whos
 is its version (:mod:`ingest.snapshot`), so a file rewritten mid-run cannot pair one
 content's hash with another's text. An archive's members are documents of their own
 (:meth:`Ingestor.ingest_found`).
+
+A file goes through two steps: :meth:`Ingestor.prepare_one` (hash, copy, parse, chunk:
+mostly Python) and :meth:`Ingestor.finish_one` (embed, store). ``enclave ingest`` runs
+the first ahead in a thread while the second runs here (ingest/overlap.py). Each file's
+vectors are recorded with the embedder that made them: a file whose bytes are unchanged
+but whose vectors came from another embedder (or from before that was recorded) is
+re-embedded, in place, rather than left in another vector space.
 """
 
 from __future__ import annotations
@@ -15,24 +22,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from core import metrics
-from core.errors import DocumentError, StoreError, UnreadableFile
+from core.errors import DocumentError, ParseFailed, UnreadableFile, one_line
 from core.names import validate_groups
-from core.ports import Embedder, SparseEncoder, StoredChunk, VectorStore
+from core.ports import Embedder, SparseEncoder, VectorStore
 from core.registry import DocumentInfo, Registry
 from core.settings import Settings
 from core.types import Chunk, Document, ParsedDocument, make_doc_id
 from ingest.archives import SEPARATOR, Limits, Member, expand, is_archive
 from ingest.chunk import SectionChunker
 from ingest.discover import Found, discover
+from ingest.overlap import prepared_ahead, within
 from ingest.parse import parse_file, unsupported
 from ingest.snapshot import Snapshot, clean_stale, sha256_of, snapshot
 from ingest.upkeep import Upkeep
+from ingest.versions import embed_points, write_version
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,22 @@ class StageTimes:
     pages: int = 0
     chunks: int = 0
     files: int = 0
+
+    def add(self, other: StageTimes) -> None:
+        for name in ("parse", "chunk", "embed", "store", "pages", "chunks", "files"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A file parsed and chunked, waiting for its vectors."""
+
+    document: Document
+    parsed: ParsedDocument
+    chunks: list[Chunk]
+    # Same bytes as the active version, vectors of another embedder: rewritten in place.
+    reembed: bool
+    times: StageTimes
 
 
 @dataclass
@@ -114,10 +138,19 @@ class Ingestor(Upkeep):
     ) -> IngestReport:
         acl = validate_groups(groups)
         report = IngestReport(repaired=self.repair())
-        for found in discover(paths, private=[self.settings.resolved_data_dir]):
+        found_all = discover(paths, private=[self.settings.resolved_data_dir])
+
+        def prepare(found: Found) -> FileResult | Prepared | None:
+            # Archives are expanded and ingested member by member when their turn comes.
+            return None if self._is_archive(found) else self.prepare_one(found, acl)
+
+        for found, prepared in prepared_ahead(found_all, prepare,
+                                              self.settings.ingest.parse_ahead):
             if on_found:
                 on_found(found)
-            for result in self.ingest_found(found, acl, report.times):
+            results = (self.ingest_found(found, acl, report.times) if prepared is None
+                       else [self.finish_one(prepared, report.times)])
+            for result in results:
                 report.files.append(result)
                 if on_file:
                     on_file(result)
@@ -146,18 +179,30 @@ class Ingestor(Upkeep):
         self, found: Found, acl: tuple[str, ...], times: StageTimes
     ) -> list[FileResult]:
         """The outcome of a file found: one, or one per member of an archive."""
-        if (found.resolved is not None and self.settings.archives.enabled
-                and is_archive(found.resolved.name)):
+        if self._is_archive(found) and found.resolved is not None:
             return self._ingest_archive(found, found.resolved, acl, times)
         return [self.ingest_one(found, acl, times)]
 
+    def _is_archive(self, found: Found) -> bool:
+        return (found.resolved is not None and self.settings.archives.enabled
+                and is_archive(found.resolved.name))
+
     def ingest_one(self, found: Found, acl: tuple[str, ...], times: StageTimes) -> FileResult:
-        before = replace(times)
-        result = self._ingest_one(found, acl, times)
-        _count(result, before, times)
+        return self.finish_one(self.prepare_one(found, acl), times)
+
+    def finish_one(self, step: FileResult | Prepared, times: StageTimes) -> FileResult:
+        """Embed and store what :meth:`prepare_one` made ready (a result: nothing to do)."""
+        mine = step.times if isinstance(step, Prepared) else StageTimes()
+        result = step if isinstance(step, FileResult) else self._finish(step, mine)
+        _count(result, StageTimes(), mine)
+        times.add(mine)
         return result
 
-    def _ingest_one(self, found: Found, acl: tuple[str, ...], times: StageTimes) -> FileResult:
+    def prepare_one(self, found: Found, acl: tuple[str, ...]) -> FileResult | Prepared:
+        """Everything before embedding; its outcome when that ends it (unchanged, failed).
+
+        Runs in :func:`ingest.overlap.prepared_ahead`'s thread: it writes nothing to the
+        store, and to the registry only what ends a file (a failure, new groups)."""
         if found.resolved is None:
             source = str(found.path.absolute())
             reason = found.reason
@@ -180,8 +225,8 @@ class Ingestor(Upkeep):
                 # Changed back since it was hashed? Then the copy is what is active already.
                 if (same := self._if_same(known, copy.sha256, acl, source)) is not None:
                     return same
-                return self._ingest_copy(source, found.display_name, copy, acl, times,
-                                         dict(found.meta))
+                return self._prepare_copy(source, found.display_name, copy, acl,
+                                          dict(found.meta), known)
         except DocumentError as exc:  # the copy failed: too large, vanished, unreadable
             self.registry.record_failure(doc_id, source, version, str(exc))
             return FileResult(source, "failed", doc_id, reason=str(exc))
@@ -192,6 +237,8 @@ class Ingestor(Upkeep):
         """The outcome when ``version`` is the active one already (None: it is not)."""
         if known is None or known.active_version != version:
             return None
+        if known.embedder != self.embedder.fingerprint:
+            return None  # vectors of another embedder: re-embed
         if tuple(known.groups) == acl:
             return FileResult(source, "unchanged", known.doc_id, known.chunk_count,
                               known.page_count)
@@ -242,31 +289,30 @@ class Ingestor(Upkeep):
     ) -> FileResult:
         source = archive + SEPARATOR + member.name
         doc_id = make_doc_id(source)
-        before = replace(times)
         if member.path is None or member.sha256 is None:
             reason = str(member.problem)
             self.registry.record_failure(doc_id, source, None, reason)
-            result = FileResult(source, "failed", doc_id, reason=reason)
-        else:
-            self.repair(doc_id)  # what an interrupted run left of this member
-            copy = Snapshot(member.path, member.sha256)  # extracted, hashed: a private copy
-            result = (self._if_same(self.registry.get(doc_id), copy.sha256, acl, source)
-                      or self._ingest_copy(source, display + SEPARATOR + member.name, copy,
-                                           acl, times))
-        _count(result, before, times)
-        return result
+            return self.finish_one(FileResult(source, "failed", doc_id, reason=reason), times)
+        self.repair(doc_id)  # what an interrupted run left of this member
+        copy = Snapshot(member.path, member.sha256)  # extracted, hashed: a private copy
+        known = self.registry.get(doc_id)
+        step = (self._if_same(known, copy.sha256, acl, source)
+                or self._prepare_copy(source, display + SEPARATOR + member.name, copy, acl,
+                                      None, known))
+        return self.finish_one(step, times)
 
     # -- one file ------------------------------------------------------------------------------
 
-    def _ingest_copy(
-        self, source: str, display: str, copy: Snapshot, acl: tuple[str, ...], times: StageTimes,
-        source_meta: dict[str, str] | None = None,
-    ) -> FileResult:
+    def _prepare_copy(
+        self, source: str, display: str, copy: Snapshot, acl: tuple[str, ...],
+        source_meta: dict[str, str] | None, known: DocumentInfo | None,
+    ) -> FileResult | Prepared:
         doc_id = make_doc_id(source)
         meta: dict[str, object] = {"filename": copy.path.name, "display": display}
         if source_meta:
             meta["source_meta"] = source_meta
         document = Document(doc_id, source, copy.sha256, acl, meta)
+        times = StageTimes()
         try:
             parsed, chunks = self._prepare(copy.path, document, times)
         except DocumentError as exc:
@@ -274,13 +320,25 @@ class Ingestor(Upkeep):
             reason = str(exc).replace(str(copy.path), source)
             self.registry.record_failure(doc_id, source, copy.sha256, reason)
             return FileResult(source, "failed", doc_id, reason=reason)
-        self._store(document, parsed, chunks, times)
+        reembed = known is not None and known.active_version == copy.sha256
+        return Prepared(document, parsed, chunks, reembed, times)
+
+    def _finish(self, ready: Prepared, times: StageTimes) -> FileResult:
+        document, parsed, chunks = ready.document, ready.parsed, ready.chunks
+        batch = self.settings.ingest.upsert_batch
+        started = time.perf_counter()
+        points = embed_points(self.embedder, self.sparse, document, parsed.title, chunks, batch)
+        times.embed += time.perf_counter() - started
+        started = time.perf_counter()
+        write_version(self.registry, self.store, self.embedder.fingerprint, document, parsed,
+                      points, batch, reembed=ready.reembed)
+        times.store += time.perf_counter() - started
         times.files += 1
         times.pages += parsed.page_count or 0
         times.chunks += len(chunks)
         minimum = self.settings.ocr.min_confidence
-        return FileResult(source, "ingested", doc_id, len(chunks), parsed.page_count,
-                          ocr_pages=len(parsed.ocr_pages),
+        return FileResult(document.source, "ingested", document.doc_id, len(chunks),
+                          parsed.page_count, ocr_pages=len(parsed.ocr_pages),
                           low_confidence_pages=tuple(p.page for p in parsed.ocr_pages
                                                      if p.low(minimum)))
 
@@ -289,65 +347,23 @@ class Ingestor(Upkeep):
     ) -> tuple[ParsedDocument, list[Chunk]]:
         limits = self.settings.ingest
         started = time.perf_counter()
-        parsed = parse_file(
-            path, max_bytes=int(limits.max_file_mb * 1024 * 1024), max_pages=limits.max_pages,
-            ocr=self.settings.ocr, convert=self.settings.convert, scratch=path.parent,
-        )
+        try:
+            parsed = within(limits.parse_timeout_s, lambda: parse_file(
+                path, max_bytes=int(limits.max_file_mb * 1024 * 1024),
+                max_pages=limits.max_pages, ocr=self.settings.ocr,
+                convert=self.settings.convert, scratch=path.parent, pdf_text=limits.pdf_text,
+            ))
+        except (DocumentError, MemoryError):
+            raise
+        except Exception as exc:
+            # A parser that crashes fails its file alone, like one that reports a problem.
+            log.warning("parsing %s crashed", document.source, exc_info=True)
+            raise ParseFailed(f"the parser crashed: {one_line(exc)}") from exc
         times.parse += time.perf_counter() - started
         started = time.perf_counter()
         chunks = self.chunker.chunk(document.doc_id, document.version_sha256, parsed)
         times.chunk += time.perf_counter() - started
         return parsed, chunks
-
-    def _store(
-        self, document: Document, parsed: ParsedDocument, chunks: list[Chunk], times: StageTimes
-    ) -> None:
-        doc_id, version = document.doc_id, document.version_sha256
-        # Every vector first, then the writes in one store session: a store that several
-        # processes share (see EdgeStore.hold_open) is held only for the writes.
-        now = datetime.now(UTC)
-        points: list[StoredChunk] = []
-        batch = self.settings.ingest.upsert_batch
-        for i in range(0, len(chunks), batch):
-            part = chunks[i : i + batch]
-            texts = [c.embedding_text() for c in part]
-            started = time.perf_counter()
-            dense = self.embedder.embed(texts)
-            sparse = [self.sparse.encode_document(t) for t in texts]
-            times.embed += time.perf_counter() - started
-            points.extend(
-                StoredChunk(c, document, parsed.title, d.tolist(), s, now)
-                for c, d, s in zip(part, dense, sparse, strict=True)
-            )
-        started = time.perf_counter()
-        display = str(document.meta.get("display") or "") or None
-        self.registry.begin_version(doc_id, document.source, version, parsed.title,
-                                    parsed.page_count, display_name=display,
-                                    ocr_pages=parsed.ocr_pages)
-        with self.store.session():
-            try:
-                for i in range(0, len(points), batch):
-                    self.store.upsert(points[i : i + batch])
-                stored = self.store.count(doc_id, version)
-                if stored != len(chunks):
-                    raise StoreError(
-                        f"wrote {len(chunks)} chunks of {document.source} but found {stored}"
-                    )
-                previous = self.registry.activate(
-                    doc_id, version, len(chunks), document.acl, parsed.title, display_name=display
-                )
-                if previous:
-                    self.store.delete(doc_id, previous)
-                    self.registry.mark_purged(doc_id, previous)
-            except BaseException:
-                # Leave nothing half-written; if even this fails, the next run's repair will.
-                try:
-                    self.store.delete(doc_id, version)
-                    self.registry.mark_purged(doc_id, version)
-                except Exception:
-                    log.exception("cleanup of %s failed; the next run repairs it", document.source)
-                raise
-        times.store += time.perf_counter() - started
 
 
 def _count(result: FileResult, before: StageTimes, after: StageTimes) -> None:

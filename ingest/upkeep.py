@@ -39,14 +39,7 @@ class Upkeep:
 
     def check(self) -> list[str]:
         """Compare the registry with the store; returns the disagreements found (empty: none)."""
-        expected = self.registry.active_chunk_counts()
-        actual = self.store.doc_counts()
-        problems = []
-        for doc_id in sorted(set(expected) | set(actual)):
-            want, have = expected.get(doc_id, 0), actual.get(doc_id, 0)
-            if want != have:
-                problems.append(f"{doc_id}: registry says {want} chunks, store holds {have}")
-        return problems
+        return disagreements(self.registry, self.store)
 
     def delete(self, ref: str) -> DocumentInfo:
         """Remove a document everywhere, by doc_id or by source path."""
@@ -76,3 +69,15 @@ class Upkeep:
         self.store.delete(info.doc_id)
         self.registry.remove(info.doc_id)
         return info
+
+
+def disagreements(registry: Registry, store: VectorStore) -> list[str]:
+    """Where the registry's chunk counts and the store's differ (empty: they agree)."""
+    expected = registry.active_chunk_counts()
+    actual = store.doc_counts()
+    problems = []
+    for doc_id in sorted(set(expected) | set(actual)):
+        want, have = expected.get(doc_id, 0), actual.get(doc_id, 0)
+        if want != have:
+            problems.append(f"{doc_id}: registry says {want} chunks, store holds {have}")
+    return problems

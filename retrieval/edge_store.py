@@ -6,44 +6,81 @@ tests/retrieval/test_store_congruence.py holds the two to that.
 
 from __future__ import annotations
 
-import fcntl
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Literal
 
 from core.errors import StoreError
 from core.ports import StoredChunk
 from core.types import Chunk, Hit, SparseVector
 from retrieval import schema
+from retrieval.edge_lock import StoreLock
+
+log = logging.getLogger(__name__)
 
 _FACET_LIMIT = 10_000_000
+# How often a yielding holder looks for a waiter: a writer waits at most this long, plus
+# the search in progress, before the store is its.
+_WATCH_S = 0.025
+
+Sharing = Literal["hold", "yield", "per-operation"]
+
+
+def sharing_of(hold_open: bool | str) -> Sharing:
+    """ENCLAVE_QDRANT__HOLD_OPEN as a sharing mode: true, false or yield."""
+    if hold_open is True:
+        return "hold"
+    if hold_open is False:
+        return "per-operation"
+    if hold_open in ("hold", "yield", "per-operation"):
+        return hold_open  # type: ignore[return-value]
+    raise ValueError(f"hold_open must be true, false or 'yield', not {hold_open!r}")
 
 
 class EdgeStore:
     """Qdrant's engine in a directory; one process at a time works in it.
 
     The engine's own lock does not cover what loading does (it tidies leftover segments
-    before it locks), and two processes interleaving there corrupt the store. So every
-    process takes an exclusive lock of ours (flock on ``<dir>.lock``) before it creates,
-    loads or touches the directory, and keeps it until the store is closed.
+    before it locks), and two processes interleaving there corrupt the store. So a process
+    takes our own lock (retrieval/edge_lock.py: it asks through ``<dir>.want``, then holds
+    ``<dir>.lock``) before it creates, loads or touches the directory, and keeps it until
+    the store is closed. How long it keeps it is ``hold_open``:
 
-    ``hold_open=True``: the first operation opens the store and this process keeps it
-    (fastest; another process waits up to ``lock_wait_s`` and then fails with a clear
-    message). ``hold_open=False``: every operation, or every :meth:`session` block, opens
-    it and closes it again, so several processes (workers, the API) take turns at it,
-    each waiting up to ``lock_wait_s`` for its turn.
+    - ``True`` (hold): the first operation opens the store and this process keeps it until
+      :meth:`close` (fastest; another process waits up to ``lock_wait_s`` and then fails
+      with a clear message). `enclave ingest` and the other one-shot commands.
+    - ``False`` (per-operation): every operation, or every :meth:`session` block, opens it
+      and closes it again, so processes take turns, each waiting up to ``lock_wait_s``.
+      Workers: they parse and embed without the store and hold it only for the writes.
+    - ``"yield"``: held open between operations, as with hold, but given up as soon as
+      another process asks for it (a thread watches ``.want``), never in the middle of an
+      operation or session; the next operation opens it again. `enclave serve`: searches
+      cost what they cost held open while nobody writes, and a worker still gets its turn.
+      The store is always read again from disk after another process had it, so a search
+      never misses a write that process finished.
     """
 
-    def __init__(self, path: Path, lock_wait_s: float = 10.0, hold_open: bool = True) -> None:
+    def __init__(
+        self, path: Path, lock_wait_s: float = 10.0, hold_open: bool | Literal["yield"] = True
+    ) -> None:
         self.path = path
         self.lock_wait_s = lock_wait_s
-        self.hold_open = hold_open
+        self.sharing: Sharing = sharing_of(hold_open)
         self._shard: Any = None
-        self._dir_lock: IO[str] | None = None
+        self._dir_lock = StoreLock(path)
         self._dim: int | None = None
+        # Bumped at every open and close: a watcher thread belongs to one open period.
+        self._opened = 0
+        # Sessions entered and not left yet (nested ones included): a yield waits for 0.
+        self._depth = 0
+        # Set by the watcher when a waiter appears (yield mode).
+        self._give_way = False
+        # A change was made and not flushed yet (see _changing).
+        self._unflushed = False
         # One shard object per process; its calls are not meant to interleave.
         self._lock = threading.RLock()
 
@@ -54,7 +91,7 @@ class EdgeStore:
             if self._dim is not None:
                 return
             self._dim = dim
-            if self.hold_open:
+            if self.sharing != "per-operation":
                 self._open()
             else:
                 with self.session():
@@ -63,23 +100,50 @@ class EdgeStore:
     @contextmanager
     def session(self) -> Iterator[None]:
         """Keep the store open for a block of operations (one open instead of many)."""
-        with self._lock:
-            if self._shard is not None:
-                yield
-                return
-            self._open()
+        deadline = time.monotonic() + self.lock_wait_s
+        # Threads of this process queue here while one of them waits for the store (serve
+        # under load): each gives up within lock_wait_s of asking, not after the others.
+        if not self._lock.acquire(timeout=self.lock_wait_s):
+            raise self._in_use()
+        try:
+            if self._depth == 0 and self._give_way and self._shard is not None:
+                self._give_way = False
+                if self._dir_lock.wanted():
+                    # The watcher saw a waiter but threads of ours kept the lock: Python's
+                    # locks are not fair, so the first operation after that lets it in.
+                    self._yield()
+            self._depth += 1
             try:
-                yield
+                if self._shard is not None:
+                    yield
+                    return
+                self._open(deadline)
+                try:
+                    yield
+                finally:
+                    if self.sharing == "per-operation":
+                        self._close()
             finally:
-                if not self.hold_open:
-                    self._close()
+                self._depth -= 1
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         with self._lock:
             self._close()
 
-    def _open(self) -> None:
-        self._take_dir_lock()
+    def _in_use(self) -> StoreError:
+        return StoreError(
+            f"the embedded Qdrant store at {self.path} is in use by another enclave "
+            "process (an ingest still running?). The embedded store serves one "
+            "process at a time; for concurrent use run a Qdrant server and set "
+            "ENCLAVE_QDRANT__URL."
+        )
+
+    def _open(self, deadline: float | None = None) -> None:
+        wait_s = self.lock_wait_s if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._dir_lock.acquire(wait_s):
+            raise self._in_use()
         try:
             if not self._exists():
                 if self._dim is None:
@@ -92,19 +156,56 @@ class EdgeStore:
             shard, self._shard = self._shard, None
             if shard is not None:
                 shard.close()
-            self._release_dir_lock()
+            self._dir_lock.release()
             raise
+        self._opened += 1
+        self._give_way = False
+        if self.sharing == "yield":
+            threading.Thread(target=self._watch, args=(self._opened,), daemon=True,
+                             name=f"yield {self.path.name}").start()
 
     def _close(self) -> None:
         shard, self._shard = self._shard, None
+        self._opened += 1
+        unflushed, self._unflushed = self._unflushed, False
         try:
             if shard is not None:
-                shard.flush()
+                if unflushed:
+                    shard.flush()
                 shard.close()
         except Exception as exc:
             raise StoreError(f"embedded Qdrant store at {self.path}: {exc}") from exc
         finally:
-            self._release_dir_lock()
+            self._dir_lock.release()
+
+    def _watch(self, opened: int) -> None:
+        """Give the store up when another process waits for it (sharing mode yield).
+
+        Under the store's lock, so never in the middle of a search or a session. Reopening
+        is left to the next operation rather than done as soon as the other process is
+        through: a worker writing document after document would otherwise make this process
+        load the whole store again after each one, searched or not (README, "Search
+        latency")."""
+        while self._opened == opened:
+            time.sleep(_WATCH_S)
+            if self._opened != opened or not self._dir_lock.wanted():
+                continue
+            self._give_way = True
+            with self._lock:
+                if self._opened != opened:
+                    return  # an operation yielded first (see session)
+                # Asked again under the lock: the waiter seen before the search in progress
+                # ended may have given up since.
+                if self._depth == 0 and self._dir_lock.wanted():
+                    self._yield()
+                    return
+                self._give_way = False
+
+    def _yield(self) -> None:
+        try:
+            self._close()
+        except StoreError as exc:  # closed and unlocked all the same; the next open reads it
+            log.warning("giving the embedded store up: %s", exc)
 
     def _create(self, dim: int) -> None:
         import qdrant_edge as qe
@@ -148,32 +249,6 @@ class EdgeStore:
         except Exception as exc:
             raise StoreError(f"cannot open the embedded Qdrant store at {self.path}: {exc}") from exc
 
-    def _take_dir_lock(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = (self.path.parent / f"{self.path.name}.lock").open("a")
-        deadline = time.monotonic() + self.lock_wait_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self._dir_lock = handle
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    handle.close()
-                    raise StoreError(
-                        f"the embedded Qdrant store at {self.path} is in use by another enclave "
-                        "process (an ingest still running?). The embedded store serves one "
-                        "process at a time; for concurrent use run a Qdrant server and set "
-                        "ENCLAVE_QDRANT__URL."
-                    ) from None
-                time.sleep(0.02)
-
-    def _release_dir_lock(self) -> None:
-        handle, self._dir_lock = self._dir_lock, None
-        if handle is not None:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
-
     # -- writes ----------------------------------------------------------------------------
 
     def upsert(self, points: Sequence[StoredChunk]) -> None:
@@ -194,40 +269,46 @@ class EdgeStore:
             )
             for p in points
         ]
-        with self.session():
+        with self._changing():
             self._call(lambda s: s.update(qe.UpdateOperation.upsert_points(batch)))
-            self._call(lambda s: s.flush())
 
     def delete(self, doc_id: str, version: str | None = None) -> None:
         import qdrant_edge as qe
 
-        with self.session():
+        with self._changing():
             self._call(
                 lambda s: s.update(
                     qe.UpdateOperation.delete_points_by_filter(_doc_filter(doc_id, version))
                 )
             )
-            self._call(lambda s: s.flush())
 
     def set_access(self, doc_id: str, groups: Sequence[str]) -> None:
         import qdrant_edge as qe
 
         payload = {"groups": schema.stored_groups(groups), "public": not groups}
-        with self.session():
+        with self._changing():
             self._call(
                 lambda s: s.update(
                     qe.UpdateOperation.set_payload_by_filter(_doc_filter(doc_id, None), payload)
                 )
             )
-            self._call(lambda s: s.flush())
 
     def optimize(self) -> bool:
         """Index and merge segments: the embedded engine never does it by itself, and an
         unindexed segment is searched by brute force (`enclave bench search` times both)."""
-        with self.session():
+        with self._changing():
             done = bool(self._call(lambda s: s.optimize()))
-            self._call(lambda s: s.flush())
         return done
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """A change, flushed at its end: so closing (every yield, in yield mode) has
+        nothing to flush unless a change failed half-way."""
+        with self.session():
+            self._unflushed = True
+            yield
+            self._call(lambda s: s.flush())
+            self._unflushed = False
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -7,11 +7,15 @@ Term ids are a stable 32-bit hash of the stem, so no vocabulary needs storing.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import zlib
 from collections import Counter
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
+from core.errors import ConfigError
 from core.types import SparseVector
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -19,9 +23,17 @@ _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
 @lru_cache(maxsize=1)
 def _stop_words() -> frozenset[str]:
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    return frozenset(STOP_WORDS)
+    """spaCy's English stop words, read from its file without importing spaCy: spaCy's
+    package imports thinc, which imports PyTorch (seconds of every `enclave search`)."""
+    spec = importlib.util.find_spec("spacy")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("spaCy's stop word list is missing: run `make install`")
+    path = Path(next(iter(spec.submodule_search_locations))) / "lang" / "en" / "stop_words.py"
+    names: dict[str, Any] = {}
+    # The file is plain data (a set of words and a loop adding contractions) from the
+    # installed, pinned package.
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), names)
+    return frozenset(names["STOP_WORDS"])
 
 
 @lru_cache(maxsize=1)

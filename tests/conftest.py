@@ -80,8 +80,19 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def real_embedder() -> Embedder:
-    """all-MiniLM-L6-v2 from its package, loaded once for the whole session."""
+def real_embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
+    """The default embedder (all-MiniLM-L6-v2 from its package, int8 in ONNX Runtime, as
+    `make install` prepared it), loaded once for the whole session."""
+    from ingest.embed_onnx import OnnxInt8Embedder
+
+    embedder = OnnxInt8Embedder(tmp_path_factory.mktemp("models"))
+    embedder.embed(["warm up"])
+    return embedder
+
+
+@pytest.fixture(scope="session")
+def fp32_embedder() -> Embedder:
+    """The same model in fp32 PyTorch (ENCLAVE_EMBEDDING__MODE=sentence-transformers)."""
     from ingest.embed import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder()

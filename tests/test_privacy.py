@@ -84,7 +84,7 @@ def test_ingest_search_and_ask_never_leave_the_machine(tmp_path: Path, samples, 
         ["status"],
     ]
     env = {**cli_env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    # onnx-int8 exports its model on first use: that path runs under the hook too.
+    # fp32 loads PyTorch and sentence-transformers; onnx-int8 (the default) ONNX Runtime.
     env["ENCLAVE_EMBEDDING__MODE"] = embedding
     # Whatever an operator's environment says, the opt-outs are forced on.
     env["DO_NOT_TRACK"] = ""

@@ -1,7 +1,9 @@
 """Celery tasks: thin wrappers that call ingest.jobs.JobRunner by job or item id.
 
 Each worker process builds its own container on first use (after the fork), with the
-embedded store in shared mode so that several worker processes take turns at it.
+embedded store in shared mode so that several worker processes take turns at it. The
+embedding model is loaded once, in the parent before it forks its pool: the processes
+share its memory, and no task pays for loading it (:func:`_load_model_before_fork`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import threading
 import time
 
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_ready
+from celery.signals import worker_init, worker_ready
 
 from core.container import Container
 from core.errors import BackendError, one_line
+from core.ports import Embedder
 from core.settings import Settings
 from ingest.jobs import JobRunner
 from workers import health
@@ -32,10 +35,14 @@ _local: dict[str, object] = {}
 def container() -> Container:
     if _local.get("pid") != os.getpid():
         inherited = _local.get("container")
+        kept: Embedder | None = None
         if isinstance(inherited, Container):
             # Built before a fork: its pooled connections belong to the parent; drop them
-            # without closing the parent's sockets.
+            # without closing the parent's sockets. Its loaded model is kept.
             inherited.forget_connections()
+            if "embedder" in inherited.__dict__:
+                kept = inherited.embedder
+                log.info("embedding model inherited from the worker's parent process")
         from ingest.parse import quiet_parsers
 
         quiet_parsers()
@@ -44,7 +51,7 @@ def container() -> Container:
         settings.jobs.mode = "celery"
         _local.clear()
         _local["pid"] = os.getpid()
-        _local["container"] = Container(settings)
+        _local["container"] = Container(settings, embedder=kept)
     return _local["container"]  # type: ignore[return-value]
 
 
@@ -99,6 +106,26 @@ def sync_due_sources() -> int:
     for job in started:
         record_job(c.audit, "schedule", "source.sync", "beat", job)
     return len(started)
+
+
+@worker_init.connect
+def _load_model_before_fork(**_: object) -> None:
+    """Load the int8 model and its tokenizer in the parent, before the pool forks.
+
+    ONNX Runtime run with one thread per process (what `enclave worker` sets for more than
+    one process) starts no thread pool of its own, so a session made before the fork is
+    whole in each child, and its weights are shared copy-on-write. PyTorch's thread pools
+    do not survive a fork: the fp32 model is loaded by each process instead."""
+    c = container()
+    if c.settings.embedding.mode == "onnx-int8" and c.settings.embedding.threads == 1:
+        started = time.perf_counter()
+        try:
+            c.embedder.embed(["warm up"])
+            c.embedder.tokenize("warm up")
+            log.info("embedding model loaded before the fork in %.2f s", time.perf_counter() - started)
+        except Exception:
+            log.warning("loading the embedding model before the fork failed; each "
+                        "process loads it", exc_info=True)
 
 
 @worker_ready.connect

@@ -10,6 +10,8 @@ cannot be read) deletes nothing, and the job says why.
 
 A change of permissions alone (same content, new readers) re-reads the entry and finds
 its version active already: its groups change in the store, nothing is embedded again.
+An entry whose vectors came from another embedder than today's is fetched again however
+its signals read, and re-embedded (ingest/pipeline.py).
 """
 
 from __future__ import annotations
@@ -77,8 +79,11 @@ def open_connector(source: Source, settings: Settings) -> Connector:
 def plan_source(
     book: SourceBook, source: Source, job_id: str, connector: Connector,
     add: Callable[[list[Row]], None], delete: Callable[[str], bool], batch: int = 500,
+    reembed: frozenset[str] = frozenset(),
 ) -> str | None:
-    """Items for what the source holds now; returns the job's error, None when all went well."""
+    """Items for what the source holds now; returns the job's error, None when all went well.
+
+    ``reembed``: doc ids whose vectors another embedder made: pending even if unchanged."""
     synced = book.entries(source.name)
     listed: set[str] = set()
     rows: list[Row] = []
@@ -99,7 +104,8 @@ def plan_source(
             doc_id = make_doc_id(entry.location)
             records.append((entry.key, entry.location, doc_id, signal, _stored(entry)))
             before = synced.get(entry.key)
-            if before is not None and before[1] == signal and before[0] == entry.location:
+            if (before is not None and before[1] == signal and before[0] == entry.location
+                    and doc_id not in reembed):
                 rows.append((entry.location, doc_id, UNCHANGED, None))
             else:
                 rows.append((entry.location, doc_id, PENDING, None))

@@ -29,7 +29,7 @@ from typing import Any
 from core import metrics
 from core.errors import InputError
 from core.logs import content
-from core.ports import Generator, Message
+from core.ports import Generator, Message, Usage
 from core.settings import AnswerSettings, LlmSettings
 from core.types import Answer, Hit, Principal
 from retrieval.search import Searcher
@@ -124,7 +124,7 @@ class Answerer:
         floor = max(self.settings.min_relevance, max(scores) - self.settings.passage_margin)
         focused = [p for p, score in enumerate(scores) if score >= floor]
         if self.generative:
-            fitted = self._fit(hits, focused, standalone)
+            fitted, prompt_tokens = self._fit(hits, focused, standalone)
             ran = {**ran, "generation": self._generation()}
             if not fitted:  # relevant passages, none of which fits the model's context
                 return self._unverified(index.subset(focused), [standalone, question], None,
@@ -133,8 +133,8 @@ class Answerer:
             shown = index.subset(fitted)
             composer = Composer(shown, self.verifier, standalone,
                                 keep_unsupported=self.settings.unsupported == "mark")
-            feed = self._write(standalone, hits, fitted, shown, composer, clock, on_token,
-                               on_sentence, usage)
+            feed = self._write(standalone, hits, fitted, prompt_tokens, shown, composer, clock,
+                               on_token, on_sentence, usage)
             model = self._generator().name
             if not composer.supported or (self.settings.unsupported == "refuse"
                                           and composer.supported < len(composer.checks)):
@@ -162,7 +162,7 @@ class Answerer:
 
     # -- the model writes, verification follows sentence by sentence ----------------------
 
-    def _write(self, question: str, hits: Sequence[Hit], fitted: Sequence[int],
+    def _write(self, question: str, hits: Sequence[Hit], fitted: Sequence[int], prompt_tokens: int,
                shown: PassageIndex, composer: Composer, clock: Clock,
                on_token: OnToken | None, on_sentence: OnSentence | None,
                usage: dict[str, int]) -> SentenceFeed:
@@ -186,7 +186,7 @@ class Answerer:
             for sentence in feed.feed(piece):
                 take(sentence)
 
-        self._generate(messages, on_piece, usage=usage)
+        self._generate(messages, on_piece, usage=usage, prompt_tokens=prompt_tokens)
         for sentence in feed.close():
             take(sentence)
         clock.lap("generate")
@@ -270,27 +270,29 @@ class Answerer:
         carries = bool(terms & set(self.verifier.terms(" ".join(t.question for t in history))))
         return rewritten if sized and keeps and carries else fallback
 
-    def _fit(self, hits: Sequence[Hit], positions: Sequence[int], question: str) -> list[int]:
+    def _fit(self, hits: Sequence[Hit], positions: Sequence[int], question: str) -> tuple[list[int], int]:
+        """The passages that fit the model's context, and the tokens of the prompt they make
+        (system prompt, question, passage blocks): the estimate of what the model reads, should
+        it not count that itself."""
         generator = self._generator()
-        budget = (
-            generator.context_tokens
-            - self.llm.max_tokens
-            - _TEMPLATE_TOKENS
-            - generator.count_tokens(prompt.SYSTEM)
-            - generator.count_tokens(question)
-        )
+        prompt_tokens = generator.count_tokens(prompt.SYSTEM) + generator.count_tokens(question)
+        budget = generator.context_tokens - self.llm.max_tokens - _TEMPLATE_TOKENS - prompt_tokens
         chosen: list[int] = []
         for p in positions:
             cost = generator.count_tokens(prompt.passage_block(len(chosen) + 1, hits[p].chunk))
             if cost <= budget:
                 chosen.append(p)
                 budget -= cost
-        return chosen
+                prompt_tokens += cost
+        return chosen, prompt_tokens
 
     def _generate(
         self, messages: Sequence[Message], on_token: Callable[[str], None] | None,
-        max_tokens: int = 0, usage: dict[str, int] | None = None,
+        max_tokens: int = 0, usage: dict[str, int] | None = None, prompt_tokens: int | None = None,
     ) -> list[str]:
+        """The model's reply to ``messages``, its tokens added to ``usage``: as the model
+        counted them, else estimated (``prompt_tokens``, already counted by the caller, or a
+        count of the messages; one token a piece) and ``usage["estimated"]`` says so."""
         pieces: list[str] = []
         generator = self._generator()
         stream = generator.stream(messages, max_tokens or self.llm.max_tokens)
@@ -305,13 +307,22 @@ class Answerer:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
-            # Both servers stream about one token per piece.
-            read = sum(generator.count_tokens(m["content"]) for m in messages)
-            metrics.LLM_TOKENS.labels("completion").inc(len(pieces))
+            # None from a server that sends no counts, a reply cut short, and a bare iterator
+            # (test doubles that wrap a generator's stream).
+            reported: Usage | None = getattr(stream, "usage", None)
+            if reported is not None:
+                read, written = reported.prompt_tokens, reported.completion_tokens
+            else:
+                read = (prompt_tokens if prompt_tokens is not None
+                        else sum(generator.count_tokens(m["content"]) for m in messages))
+                written = len(pieces)  # every model here streams about one token a piece
+            metrics.LLM_TOKENS.labels("completion").inc(written)
             metrics.LLM_TOKENS.labels("prompt").inc(read)
             if usage is not None:
                 usage["prompt_tokens"] = usage.get("prompt_tokens", 0) + read
-                usage["completion_tokens"] = usage.get("completion_tokens", 0) + len(pieces)
+                usage["completion_tokens"] = usage.get("completion_tokens", 0) + written
+                if reported is None:
+                    usage["estimated"] = True
         return pieces
 
 

@@ -6,19 +6,20 @@ import getpass
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
-from core.admin_records import record_admin
-from core.audit import FEEDBACK_FILTERS, Filters, Record
-from core.audit_export import export_lines, jsonl_line, record_from_json
-from core.audit_seal import KeyRing, key_id_of, load_key, write_key
-from core.audit_verify import Verification, verify_chain
 from core.errors import InputError
-from core.feedback import latest_feedback
-from core.settings import Settings
 from serve.cli.common import JsonOpt, container_scope, err, out, run_cli
+
+# Each command imports what it uses: the signing library (cryptography) and the verifier
+# are for keygen and verify, not for listing records or for `enclave --help`.
+if TYPE_CHECKING:
+    from core.audit import Filters, Record
+    from core.audit_seal import KeyRing
+    from core.audit_verify import Verification
+    from core.settings import Settings
 
 EXIT_BROKEN = 4  # verify: the chain is not intact
 
@@ -43,6 +44,8 @@ FeedbackOpt = Annotated[str | None, typer.Option(
 def _filters(user: str | None, since: str | None, until: str | None, text: str | None,
              kind: str | None, refused: bool | None, unsupported: bool,
              feedback: str | None = None) -> Filters:
+    from core.audit import FEEDBACK_FILTERS, Filters
+
     if feedback is not None and feedback not in FEEDBACK_FILTERS:
         raise typer.BadParameter(f"one of {', '.join(FEEDBACK_FILTERS)}",
                                  param_hint="--feedback")
@@ -61,7 +64,11 @@ def list_records(
     """The newest records, filtered."""
     filters = _filters(user, since, until, text, kind, refused, unsupported, feedback)
 
+    from core.audit_export import jsonl_line
+
     def work() -> tuple[list[Record], dict[str, str]]:
+        from core.feedback import latest_feedback
+
         with container_scope() as c:
             records = c.audit.records(filters, limit)
             rated = latest_feedback(c.database, [r.record_id for r in records])
@@ -111,6 +118,9 @@ def export(
     filters = _filters(user, since, until, text, kind, refused, unsupported, feedback)
 
     def work() -> int:
+        from core.admin_records import record_admin
+        from core.audit_export import export_lines
+
         if format not in ("jsonl", "csv"):
             raise InputError("--format: jsonl or csv")
         with container_scope() as c:
@@ -218,6 +228,8 @@ def keygen(
     """
 
     def work() -> dict[str, str]:
+        from core.audit_seal import key_id_of, write_key
+
         key_id_of(key_id)
         try:
             return write_key(output, key_id).public_line()
@@ -256,6 +268,11 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
 
 def _verify_file(path: Path, checkpoint: dict[str, Any] | None,
                  public_keys: Path | None) -> Verification:
+    from core.audit_export import record_from_json
+    from core.audit_seal import KeyRing
+    from core.audit_verify import verify_chain
+    from core.settings import Settings
+
     keys = KeyRing.of(None, public_keys) if public_keys else _configured_keys(Settings())
     try:
         handle = path.open(encoding="utf-8")
@@ -271,6 +288,8 @@ def _verify_file(path: Path, checkpoint: dict[str, Any] | None,
 
 def _configured_keys(settings: Settings) -> KeyRing | None:
     """The keys this installation knows, without making a key to check an export with."""
+    from core.audit_seal import KeyRing, load_key
+
     key_file = settings.resolved_seal_key_file
     current = load_key(key_file) if key_file.exists() else None
     if current is None and settings.audit.seal_public_keys_file is None:

@@ -15,35 +15,41 @@ SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "scifact"
 
 def bench_ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
-    embedding: Annotated[str, typer.Option(
-        help="Embedding modes to compare, comma-separated; the first is the baseline.")]
-    = "sentence-transformers,onnx-int8",
+    profile: Annotated[str, typer.Option(
+        "--profile", "--embedding",
+        help="Profiles to compare, comma-separated; the first is the baseline. previous: the "
+             "defaults before int8 embedding, the pdfium text path and parsing ahead; "
+             "default: today's; or an embedding mode over today's defaults.")]
+    = "previous,default",
     as_json: JsonOpt = False,
 ) -> None:
-    """Ingest into a fresh, temporary data dir per embedding mode: pages/s and chunks/s per
-    stage, and each mode's rates as a ratio of the first's, measured in the same run."""
-    from eval.bench import EMBEDDINGS
+    """Ingest into a fresh, temporary data dir per profile: pages/s and chunks/s per
+    stage, and each profile's rates as a ratio of the first's, measured in the same run."""
+    from eval.bench import PROFILES
     from eval.bench import bench_ingest as run_bench
 
-    modes = [m.strip() for m in embedding.split(",") if m.strip()]
-    unknown = set(modes) - set(EMBEDDINGS)
-    if not modes or unknown:
+    names = [m.strip() for m in profile.split(",") if m.strip()]
+    unknown = set(names) - set(PROFILES)
+    if not names or unknown:
         raise typer.BadParameter(
-            f"unknown embedding mode(s) {sorted(unknown)}: {', '.join(EMBEDDINGS)}",
-            param_hint="--embedding")
-    result = run_cli(lambda: run_bench(paths, modes))
+            f"unknown profile(s) {sorted(unknown)}: {', '.join(PROFILES)}",
+            param_hint="--profile")
+    result = run_cli(lambda: run_bench(paths, names))
     if as_json:
         out.print_json(data=result)
         return
     stages = ("parse", "chunk", "embed", "store", "total")
+    first = result["runs"][0]["profile"]
     for run in result["runs"]:
-        out.print(f"{run['embedding']} ({run['model']}): {run['files']} files, "
+        out.print(f"{run['profile']} (embedding {run['embedding']}, pdf text {run['pdf_text']}, "
+                  f"parse ahead {run['parse_ahead']}; {run['model']}): {run['files']} files, "
                   f"{run['pages']} pages, {run['chunks']} chunks, {run['failed']} failed, "
-                  f"{run['total_s']:.1f} s (model load {run['model_load_s']:.1f} s)")
+                  f"{run['total_s']:.1f} s, {run['pages_per_s']:.2f} pages/s "
+                  f"(model load {run['model_load_s']:.1f} s)")
         for stage in stages:
             ratio = run["ratio_vs_first"][stage]
             out.print(f"  {stage:<6} {run[f'{stage}_chunks_per_s']:>9.1f} chunks/s  "
-                      f"{ratio:.2f}x {result['runs'][0]['embedding']}")
+                      f"{ratio:.2f}x {first}")
 
 
 def bench_jobs(
@@ -141,12 +147,19 @@ def bench_chat(
 def bench_search(
     chunks: Annotated[int, typer.Option(help="Chunks in the store.")] = 100_000,
     queries: Annotated[int, typer.Option(help="Queries to time.")] = 200,
+    serve: Annotated[bool, typer.Option(
+        "--serve/--no-serve", help="Also time searches through a real `enclave serve` on the "
+        "same data, idle and while a worker-like process writes beside it.")] = True,
+    write_pause: Annotated[float, typer.Option(
+        min=0, help="Seconds that writer pauses between documents (parsing and embedding "
+        "the next).")] = 2.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """p50/p95 latency of hybrid search with the access filter in the embedded store."""
+    """p50/p95 latency of hybrid search with the access filter in the embedded store: held
+    open, opened per search, and through `enclave serve` beside a writing worker."""
     from eval.bench import bench_search as run_bench
 
-    result = run_cli(lambda: run_bench(chunks, queries))
+    result = run_cli(lambda: run_bench(chunks, queries, serve, write_pause))
     print_figures(result, as_json)
 
 
@@ -248,5 +261,99 @@ def bench_sources(
               "first sync's time; imap's third sync adds new messages (messages never change)")
 
 
+def bench_cli(
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", help="An ingested data dir to run the commands on. Default: "
+        "ENCLAVE_DATA_DIR.")] = None,
+    runs: Annotated[int, typer.Option(help="Runs of each command; the median is shown.",
+                                      min=1)] = 5,
+    query: Annotated[str, typer.Option(help="What `enclave search` looks for.")] = "x",
+    top: Annotated[int, typer.Option(help="Packages shown by import time.", min=1)] = 8,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cold start of status, search, users list, jobs list and audit list: wall time of a
+    fresh process (median of N), and where its imports go (python -X importtime)."""
+    from core.settings import Settings
+    from eval.bench_cli import bench_cli as run_bench
+
+    folder = data_dir or run_cli(Settings).resolved_data_dir
+    result = run_cli(lambda: run_bench(folder, runs, query, top))
+    if as_json:
+        out.print_json(data=result)
+        return
+    out.print(f"{result['data_dir']}: median of {result['runs']} cold runs, embedding "
+              f"{result['embedding']}, load average {result['load_average']}")
+    for row in result["commands"]:
+        tops = ", ".join(f"{t['package']} {t['self_s']:.2f}" for t in row["top_imports"])
+        heavy = f"; LOADED {', '.join(row['heavy_loaded'])}" if row["heavy_loaded"] else ""
+        failed = f"; FAILED {row['error']}" if row["error"] else ""
+        out.print(f"{row['command']:<12} {row['median_s']:>6.2f} s wall, "
+                  f"{row['cpu_median_s']:.2f} s CPU; imports {row['import_s']:.2f} s in "
+                  f"{row['modules']} modules: {tops}{heavy}{failed}")
+
+
 def _percent(value: object) -> str:
     return f"{float(value) * 100:.2f}%" if isinstance(value, float | int) else "n/a"
+
+
+SEC10Q = SCIFACT.parent / "sec10q" / "docs"
+
+
+def bench_pdf(
+    folder: Annotated[Path, typer.Argument(help="A folder of PDFs (searched recursively).")]
+    = SEC10Q,
+    limit: Annotated[int | None, typer.Option(help="Only the first N PDFs.", min=1)] = None,
+    retrieval: Annotated[int, typer.Option(
+        "--retrieval", min=0, help="Also ingest this many SciFact abstracts as text-layer PDFs "
+        "read each way, and as text, and compare nDCG@10; 0: skip.")] = 300,
+    corpus: Annotated[Path, typer.Option(help="SciFact's corpus.jsonl.")]
+    = SCIFACT / "corpus.jsonl",
+    queries: Annotated[Path, typer.Option(help="SciFact's queries.jsonl (--retrieval).")]
+    = SCIFACT / "queries.jsonl",
+    qrels: Annotated[Path, typer.Option(help="SciFact's qrels TSV (--retrieval).")]
+    = SCIFACT / "qrels" / "train.tsv",
+    as_json: JsonOpt = False,
+) -> None:
+    """pdfminer's and pdfium's ways of reading a PDF's text layer (ENCLAVE_INGEST__PDF_TEXT),
+    on the same files in the same run: speed, characters per page, text and figures kept,
+    table rows readable; and nDCG@10 over SciFact abstracts typeset as PDFs."""
+    from eval.bench_pdf import bench_pdf as run_bench
+    from eval.bench_pdf import bench_pdf_retrieval
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if not as_json and (done == total or done % 10 == 0):
+            err.print(f"{stage}: {done}/{total}")
+
+    def work() -> dict[str, object]:
+        result: dict[str, object] = run_bench(folder, limit, on_progress=progress)
+        if retrieval:
+            result["retrieval"] = bench_pdf_retrieval(corpus, queries, qrels, retrieval)
+        return result
+
+    result = run_cli(work)
+    if as_json:
+        out.print_json(data=result)
+        return
+    ways: dict[str, dict[str, object]] = result["ways"]  # type: ignore[assignment]
+    base = result["base"]
+    out.print(f"{result['files']} PDFs under {result['folder']}, OCR off, the two ways taking "
+              f"turns file by file; ratios against {base}; words and figures: of {base}'s, "
+              "per page; labelled: figures in one line with a word of their row")
+    out.print(f"{'way':<9} {'seconds':>8} {'pages/s':>8} {'speed':>6} {'chars/page':>10} {'chars':>6} "
+              f"{'pages':>6} {'thin':>5} {'failed':>6} {'words':>8} {'figures':>8} {'labelled':>8}")
+    for name, run in ways.items():
+        failed: list[str] = run["failed"]  # type: ignore[assignment]
+        out.print(f"{name:<9} {run['seconds']:>8} {run['pages_per_s']:>8} {run['speed_vs_base']:>5}x "
+                  f"{run['chars_per_page']:>10} {run['chars_vs_base']:>5}x {run['pages']:>6} "
+                  f"{run['thin_pages']:>5} {len(failed):>6} {_percent(run['words_of_base_kept']):>8} "
+                  f"{_percent(run['figures_of_base_kept']):>8} "
+                  f"{_percent(run['figures_in_labelled_rows']):>8}")
+    found = result.get("retrieval")
+    if isinstance(found, dict):
+        out.print(f"retrieval over {found['documents']} SciFact abstracts as PDFs, "
+                  f"{found['queries']} claims (hybrid search):")
+        for name in ("text", *ways):
+            m = found[name]
+            out.print(f"  {name:<9} nDCG@10 {m['ndcg@10']:.4f}  Recall@100 {m['recall@100']:.4f}  "
+                      f"MRR@10 {m['mrr@10']:.4f}  ({m['chunks']} chunks, ingest {m['ingest_s']} s, "
+                      f"parse {m['parse_s']} s)")

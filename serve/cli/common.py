@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
 
 import core  # noqa: F401  - switches telemetry off before any library loads
-from core.container import Container
 from core.errors import BackendError, ConfigError, EnclaveError, InputError
 from core.logs import configure as configure_logs
 from core.names import clean_user_id, validate_groups
-from core.settings import Settings
 from core.types import Principal
+
+if TYPE_CHECKING:
+    from core.container import Container
+    from core.settings import Settings
 
 EXIT_OK, EXIT_BACKEND, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
 
@@ -38,12 +40,14 @@ def cli_principal(user: str, groups: list[str] | None) -> Principal:
 
 @contextmanager
 def container_scope(settings: Settings | None = None) -> Iterator[Container]:
-    from ingest.parse import quiet_parsers
+    # Imported here, not at the top: `enclave --help` and the commands that open no
+    # container (keygen, health, bench) then load neither SQLAlchemy nor pydantic-settings.
+    from core.settings import Settings
+    from serve.cli.container import CliContainer
 
     settings = settings or Settings()
     configure_logs(settings.log)
-    quiet_parsers()
-    container = Container(settings)
+    container = CliContainer(settings)
     try:
         yield container
     finally:
@@ -93,12 +97,24 @@ class NoProgress:
         return None
 
 
-def shared_settings() -> Settings:
-    """Settings for a long-running process beside others: the embedded store is shared,
-    unless the operator says this process is its only user (ENCLAVE_QDRANT__HOLD_OPEN)."""
+# How long a yielding process (serve) waits for the embedded store by default: a search
+# that comes while a worker writes waits for that document's writes, and an error would
+# be worse than the wait (README, "Search latency, measured").
+YIELD_LOCK_WAIT_S = 30.0
+
+
+def shared_settings(hold_open: bool | Literal["yield"] = False) -> Settings:
+    """Settings for a process beside others: the embedded store is shared, opened per
+    operation or (``"yield"``, serve) kept until another process asks for it, unless the
+    operator says otherwise (ENCLAVE_QDRANT__HOLD_OPEN, ENCLAVE_QDRANT__LOCK_WAIT_S)."""
+    from core.settings import Settings
+
     settings = Settings()
-    if "hold_open" not in settings.qdrant.model_fields_set:
-        settings.qdrant.hold_open = False
+    q = settings.qdrant
+    if "hold_open" not in q.model_fields_set:
+        q.hold_open = hold_open
+    if q.hold_open == "yield" and "lock_wait_s" not in q.model_fields_set:
+        q.lock_wait_s = YIELD_LOCK_WAIT_S
     return settings
 
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from core.admin_records import record_admin
 from core.names import validate_groups
 from core.types import Hit, is_uuid, make_doc_id
 from serve.cli.common import (
@@ -37,6 +36,8 @@ def ingest(
     """Parse, chunk, embed and store files; unchanged files are skipped."""
 
     def work() -> IngestReport:
+        from core.admin_records import record_admin
+
         groups = validate_groups(group or ())  # printed as stored (core/names.py)
         with container_scope() as c:
             shown = progress(enabled=not as_json and sys.stderr.isatty())
@@ -164,15 +165,25 @@ def status(as_json: JsonOpt = False) -> None:
     """Documents, chunks and failures; checks that the registry and the store agree."""
 
     def work() -> dict[str, Any]:
+        from ingest.upkeep import disagreements
+
         with container_scope() as c:
-            ingestor = c.ingestor  # opens the store
+            # The registry and the store are all it reads. The ingestor would also load the
+            # parsers and the chunker (llama-index, unstructured): a second of imports.
+            c.store.ensure_collection(c.embedder.dim)
             totals = c.registry.totals()
             docs = c.registry.documents()
             minimum = c.settings.ocr.min_confidence
             return {
                 **totals,
                 "stored_chunks": c.store.count(),
-                "disagreements": ingestor.check(),
+                "disagreements": disagreements(c.registry, c.store),
+                # Who wrote the active versions' vectors: more than one is a mix, which the
+                # next ingest or sync re-embeds with the configured embedder.
+                "embedder": c.embedder.fingerprint,
+                "embedded_by": {name or "unrecorded": n
+                                for name, n in sorted(c.registry.embedders().items(),
+                                                      key=lambda kv: -kv[1])},
                 "failures": [
                     {"source": d.source, "doc_id": d.doc_id, "reason": d.last_error}
                     for d in docs
@@ -196,6 +207,13 @@ def status(as_json: JsonOpt = False) -> None:
     out.print(f"documents: {data['documents']}")
     out.print(f"chunks:    {data['chunks']} (in the store: {data['stored_chunks']})")
     out.print(f"failed:    {data['failed']}")
+    configured = data["embedder"]
+    for name, count in data["embedded_by"].items():
+        if name == configured:
+            out.print(f"embedded:  {count} documents by {name}")
+        else:
+            out.print(f"MIXED:     {count} documents embedded by {name}, not the configured "
+                      f"{configured}: the next `enclave ingest` or sync re-embeds them")
     for failure in data["failures"]:
         out.print(f"  {failure['source']}: {failure['reason']}")
     if data["low_confidence"]:

@@ -9,13 +9,10 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from core.admin_records import record_job
-from core.jobs import CANCELLED, DONE, FAILED, Job
-from core.settings import Settings
 from serve.cli.common import (
     EXIT_SOME_FAILED,
     GroupOpt,
@@ -26,6 +23,12 @@ from serve.cli.common import (
     run_cli,
     shared_settings,
 )
+
+# The job book and the audit are imported by the commands that use them, so that
+# `enclave --help` and the other commands do not load SQLAlchemy for their sake.
+if TYPE_CHECKING:
+    from core.jobs import Job
+    from core.settings import Settings
 
 jobs_app = typer.Typer(help="Ingestion jobs run by `enclave worker` processes.",
                        no_args_is_help=True)
@@ -42,6 +45,8 @@ def submit(
     as_json: JsonOpt = False,
 ) -> None:
     """Queue a job; workers ingest it. Prints the job id (exit 3 with --wait if files failed)."""
+    from core.admin_records import record_job
+    from core.jobs import FAILED
 
     def work() -> Job:
         with container_scope(shared_settings()) as c:
@@ -68,6 +73,7 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Progress, ETA, and the files that failed with their reasons."""
+    from core.jobs import FAILED
 
     def work() -> tuple[Job, list[Any], list[Any]]:
         with container_scope() as c:
@@ -85,7 +91,6 @@ def list_jobs(
     as_json: JsonOpt = False,
 ) -> None:
     """The newest jobs with their counts."""
-    from serve.http.schemas import JobOut
 
     def work() -> list[Job]:
         with container_scope() as c:
@@ -93,6 +98,8 @@ def list_jobs(
 
     jobs = run_cli(work)
     if as_json:
+        from serve.http.schemas import JobOut
+
         out.print_json(data={"jobs": [JobOut.of(j).model_dump(mode="json") for j in jobs]})
         return
     for j in jobs:
@@ -103,6 +110,7 @@ def list_jobs(
 @jobs_app.command("cancel")
 def cancel(job_id: IdArg, as_json: JsonOpt = False) -> None:
     """Stop a job: items not yet started will not run; running ones finish."""
+    from core.admin_records import record_job
 
     def work() -> Job:
         with container_scope() as c:
@@ -116,6 +124,7 @@ def cancel(job_id: IdArg, as_json: JsonOpt = False) -> None:
 @jobs_app.command("retry")
 def retry(job_id: IdArg, as_json: JsonOpt = False) -> None:
     """Run a job's failed items again (only those)."""
+    from core.admin_records import record_job
 
     def work() -> Job:
         with container_scope(shared_settings()) as c:
@@ -127,13 +136,22 @@ def retry(job_id: IdArg, as_json: JsonOpt = False) -> None:
 
 
 def worker(
-    concurrency: Annotated[int, typer.Option(
-        "--concurrency", "-c", min=1, help="Documents this worker ingests at once (processes).")] = 1,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", "-c", min=1,
+        help="Documents this worker ingests at once (processes). Default: one per CPU core, "
+             "so that one is parsed while another is embedded.")] = None,
     loglevel: Annotated[str, typer.Option(help="Celery's log level.")] = "INFO",
 ) -> None:
     """Start a Celery worker that ingests documents of submitted jobs (Ctrl-C stops it)."""
+    concurrency = concurrency or _cores()
+    # The cores shared out: each process embeds with its share, and ONNX Runtime with one
+    # thread lets the model be loaded once before the fork (workers/tasks.py).
+    os.environ.setdefault("ENCLAVE_EMBEDDING__THREADS", str(max(1, _cores() // concurrency)))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # The embedded store is shared with other workers and `serve`; set before the tasks load.
     os.environ.setdefault("ENCLAVE_QDRANT__HOLD_OPEN", "false")
+
+    from core.settings import Settings
 
     def start() -> Settings:
         from core.db import Database
@@ -157,12 +175,18 @@ def worker(
     ])
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def beat(
     loglevel: Annotated[str, typer.Option(help="Celery's log level.")] = "INFO",
 ) -> None:
     """Start Celery beat: it asks a worker every minute to start the source syncs that are
     due (`enclave sources add --every`). Run one per deployment; without a broker, run
     `enclave sources sync --due` from cron instead."""
+    from core.settings import Settings
+
     settings = run_cli(Settings)
     from workers.app import app as celery_app
 
@@ -199,6 +223,7 @@ def _serve_metrics(settings: Settings) -> None:
 
 
 def _wait(book: Any, job_id: str, bar: bool, poll_s: float = 0.5) -> Job:
+    from core.jobs import CANCELLED, DONE
     from serve.cli.common import progress
 
     with progress(enabled=bar) as shown:
@@ -222,9 +247,11 @@ def _counts_line(job: Job) -> str:
 def _print_job(
     job: Job, as_json: bool, items: list[Any] | None, dead: Sequence[Any] = ()
 ) -> None:
-    from serve.http.schemas import DeadLetterOut, ItemOut, JobOut
+    from core.jobs import CANCELLED, DONE
 
     if as_json:
+        from serve.http.schemas import DeadLetterOut, ItemOut, JobOut
+
         data = JobOut.of(job).model_dump(mode="json")
         if items is not None:
             data["items"] = [ItemOut.of(i).model_dump(mode="json") for i in items]

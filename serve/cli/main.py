@@ -33,7 +33,8 @@ bench_app = typer.Typer(help="Benchmarks that print figures (not tests).", no_ar
 benches: dict[str, Callable[..., None]] = {
     "ingest": bench.bench_ingest, "jobs": bench.bench_jobs, "audit": bench.bench_audit,
     "chat": bench.bench_chat, "search": bench.bench_search, "ocr": bench.bench_ocr,
-    "sources": bench.bench_sources,
+    "sources": bench.bench_sources, "pdf": bench.bench_pdf,
+    "cli": bench.bench_cli,
 }
 for name, command in benches.items():
     bench_app.command(name)(command)
@@ -56,11 +57,14 @@ app.add_typer(ops.health_app, name="health")
 
 
 def main() -> None:
-    from pydantic import ValidationError
-
     try:
         app()
-    except ValidationError as exc:
+    except Exception as exc:
+        # pydantic is imported only once something failed: `enclave --help` never loads it.
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError):
+            raise
         # Settings that cannot be used (ENCLAVE_*): say which, without a stack trace.
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()

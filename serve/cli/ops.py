@@ -7,12 +7,15 @@ service); ``health api`` and ``health worker`` are the containers' health checks
 from __future__ import annotations
 
 import socket
-from typing import Annotated
+import threading
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from core.settings import Settings
 from serve.cli.common import EXIT_BACKEND, JsonOpt, err, out, run_cli, shared_settings
+
+if TYPE_CHECKING:
+    from core.container import Container
 
 db_app = typer.Typer(help="The metadata database's schema.", no_args_is_help=True)
 health_app = typer.Typer(help="Health checks for containers and supervisors (exit 0: healthy).",
@@ -23,6 +26,7 @@ health_app = typer.Typer(help="Health checks for containers and supervisors (exi
 def db_upgrade() -> None:
     """Bring the schema to this version's newest revision (idempotent; serialised by a lock)."""
     from core.db import Database
+    from core.settings import Settings
 
     def work() -> tuple[str | None, str]:
         settings = Settings()
@@ -46,6 +50,7 @@ def db_status(as_json: JsonOpt = False) -> None:
 
         from core.db import revisions
         from core.errors import RegistryError
+        from core.settings import Settings
 
         engine = create_engine(Settings().resolved_database_url)
         try:
@@ -65,6 +70,27 @@ def db_status(as_json: JsonOpt = False) -> None:
         raise typer.Exit(EXIT_BACKEND)
 
 
+def _warm_up(container: Container) -> None:
+    """Load the models while the server starts, not in the first asker's request (the
+    in-process model took 15-44 s there on a loaded machine); they stay loaded for the
+    life of the process. Requests that come first wait for the same load, not a second."""
+    import logging
+    import time
+
+    log = logging.getLogger("serve.cli.ops")
+    started = time.perf_counter()
+    try:
+        container.embedder.embed(["warm up"])
+        answer, llm = container.settings.answer, container.settings.llm
+        if answer.mode == "generative" and llm.mode == "llama-cpp":
+            container.generator.count_tokens("warm up")
+    except Exception:
+        log.warning("loading the models at start-up failed; the first request retries",
+                    exc_info=True)
+        return
+    log.info("models loaded in %.1f s", time.perf_counter() - started)
+
+
 @health_app.command("api")
 def health_api(
     url: Annotated[str | None, typer.Option(
@@ -73,6 +99,8 @@ def health_api(
 ) -> None:
     """Healthy when the API answers /readyz with 200 (store, database, model, broker)."""
     import httpx
+
+    from core.settings import Settings
 
     target = url or f"http://127.0.0.1:{Settings().serve.port}/readyz"
     try:
@@ -91,6 +119,7 @@ def health_worker(
         help="Seconds since the last beat (default: 4 recovery passes, at least 60).")] = None,
 ) -> None:
     """Healthy when this host's worker beat recently (it beats on every recovery pass)."""
+    from core.settings import Settings
     from workers import health
 
     settings = Settings()
@@ -118,7 +147,8 @@ def serve(
     from serve.http.server import build_server, raise_open_files_limit
 
     def start() -> Container:
-        settings = shared_settings()
+        # Held open for fast searches, given up while a worker or command writes.
+        settings = shared_settings(hold_open="yield")
         configure_logs(settings.log, default_level="INFO")
         container = Container(settings)
         container.database  # noqa: B018 - migrated, or refused when behind (database_migrate)
@@ -127,6 +157,8 @@ def serve(
 
     container = run_cli(start)
     settings = container.settings
+    threading.Thread(target=_warm_up, args=(container,), name="enclave-warm-up",
+                     daemon=True).start()
     try:
         raise_open_files_limit()
         server = build_server(create_app(container), settings.serve, host, port)

@@ -6,14 +6,12 @@ from __future__ import annotations
 import getpass
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from core.admin_records import record_job
+from core.choices import KINDS, Kind
 from core.errors import InputError
-from core.jobs import FAILED, Job
-from core.sources import KINDS, PUBLIC, Kind, Source, parse_every
 from serve.cli.common import (
     EXIT_SOME_FAILED,
     GroupOpt,
@@ -23,6 +21,11 @@ from serve.cli.common import (
     run_cli,
     shared_settings,
 )
+
+# The books are imported by the commands that use them: `enclave --help` needs none.
+if TYPE_CHECKING:
+    from core.jobs import Job
+    from core.sources import Source
 
 sources_app = typer.Typer(help="Sources synced on a schedule: folders, SMB shares, IMAP "
                                "mailboxes, intranet sites.", no_args_is_help=True)
@@ -57,6 +60,8 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a source. Its credentials stay where they are; only where to find them is kept."""
+    from core.sources import PUBLIC, Source, parse_every
+
     if kind not in KINDS:
         raise typer.BadParameter(f"one of {', '.join(KINDS)}", param_hint="--kind")
     groups = [*(group or ()), *((PUBLIC,) if public else ())]
@@ -99,6 +104,8 @@ def edit(
 ) -> None:
     """Change a source. A new mapping, new groups or new globs reach the documents in
     enclave at the next sync (without embedding them again)."""
+    from core.sources import PUBLIC, parse_every
+
     changes: dict[str, Any] = {}
     if user is not None:
         changes["username"] = user
@@ -177,6 +184,9 @@ def sync(
     as_json: JsonOpt = False,
 ) -> None:
     """Sync a source now (a job; exit 3 with --wait if items failed), or those that are due."""
+    from core.admin_records import record_job
+    from core.jobs import FAILED
+
     if (name is None) == (not due):
         raise typer.BadParameter("name one source, or give --due")
 

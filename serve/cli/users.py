@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import getpass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from core.admin_records import record_admin
+from core.choices import ROLES
 from core.names import clean_user_id, printable
-from core.users import ROLES, User, UserBook, validate_roles
 from serve.cli.common import GroupOpt, JsonOpt, container_scope, out, run_cli
+
+if TYPE_CHECKING:
+    from core.users import User
 
 users_app = typer.Typer(help="Users of the HTTP API and their API keys.", no_args_is_help=True)
 UserArg = Annotated[str, typer.Argument(help="The user's id, e.g. an e-mail address.")]
@@ -24,8 +26,11 @@ def add(
         "--role", "-r", help=f"Role (repeatable): {', '.join(ROLES)}. Default: employee.")] = None,
 ) -> None:
     """Create a user (or update their groups and roles) and print a new API key, last."""
+    from core.users import UserBook, validate_roles
 
     def work() -> tuple[str, tuple[str, ...], str]:
+        from core.admin_records import record_admin
+
         # Printed as stored: normalised under the rule for names (core/names.py).
         user_id, groups = UserBook.clean(user, group or ())
         with container_scope() as c:
@@ -47,6 +52,8 @@ def revoke(user: UserArg) -> None:
     """Revoke a user and every key of theirs."""
 
     def work() -> int:
+        from core.admin_records import record_admin
+
         with container_scope() as c:
             keys = c.users.revoke(clean_user_id(user))
             record_admin(c.audit, getpass.getuser(), "user.revoked", "cli", user=user, keys_revoked=keys)

@@ -11,7 +11,7 @@ from core.db import Database
 from core.jobs import JobBook
 from core.registry import Registry
 
-HEAD = "0010"
+HEAD = "0011"
 
 
 def _revision(url: str) -> str:
@@ -49,6 +49,8 @@ def test_a_database_from_before_migrations_is_stamped_and_upgraded(tmp_path: Pat
         conn.execute(text("ALTER TABLE documents DROP COLUMN display_name"))
         # Nor pages read by OCR (migration 0008).
         conn.execute(text("ALTER TABLE document_versions DROP COLUMN ocr_json"))
+        # Nor the embedder that wrote each version (migration 0011).
+        conn.execute(text("ALTER TABLE document_versions DROP COLUMN embedder"))
     db.close()
 
     db = Database(url)
@@ -92,6 +94,6 @@ def test_verify_mode_refuses_a_schema_that_is_behind_and_accepts_head(tmp_path: 
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
     engine.dispose()
-    with pytest.raises(RegistryError, match=r"revision 0004.*needs 0010"):
+    with pytest.raises(RegistryError, match=r"revision 0004.*needs 0011"):
         Database(url, migrate=False)
     assert _revision(url) == "0004"  # verifying never migrates

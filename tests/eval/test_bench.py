@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.settings import Settings
 from eval.bench import bench_ingest, bench_search
 
 
@@ -30,8 +31,11 @@ def test_bench_ingest_counts_files_and_chunks(tmp_path: Path):
         "Backups run nightly at 02:00. Each backup is kept for thirty days and restored "
         "once a quarter to prove that it works.\n"
     )
-    runs = bench_ingest([docs], ["sentence-transformers", "onnx-int8"])["runs"]
-    assert [r["embedding"] for r in runs] == ["sentence-transformers", "onnx-int8"]
+    runs = bench_ingest([docs], ["previous", "default"])["runs"]
+    assert [r["profile"] for r in runs] == ["previous", "default"]
+    # Before issue 22 against today's defaults.
+    assert [(r["embedding"], r["pdf_text"], r["parse_ahead"]) for r in runs] == [
+        ("sentence-transformers", "pdfminer", 0), ("onnx-int8", Settings().ingest.pdf_text, 2)]
     for figures in runs:
         assert figures["files"] == 2
         assert figures["failed"] == 0

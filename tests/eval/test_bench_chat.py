@@ -21,14 +21,20 @@ def test_bench_chat_reports_latency_and_outcomes(
     api = Api(container)
     try:
         key = container.users.add("bench", (), ("employee",))
-        result = bench_chat(api.base, key, "How many days of paid leave?", [1, 2], requests=6)
+        result = bench_chat(api.base, key, "How many days of paid leave?", [1, 2], requests=6,
+                            metrics_key=api.admin_key)
+        [unread] = bench_chat(api.base, key, "How many days of paid leave?", [1], requests=1)["runs"]
     finally:
         api.stop()
         container.close()
     for run in result["runs"]:
         assert run["answered"] == 6 and run["errors"] == 0 and run["statuses"] == {"200": 6}
         assert 0 < run["p50_s"] <= run["p95_s"]
+        # Extractive: no model ran, so no token was read or written.
+        assert run["prompt_tokens_per_answer"] == run["completion_tokens_per_answer"] == 0.0
     assert result["runs"][0]["throughput_vs_first"] == 1.0
+    # An employee's key may not read /metrics: no token figures rather than wrong ones.
+    assert unread["answered"] == 1 and unread["prompt_tokens_per_answer"] is None
 
 
 def test_bench_chat_stream_times_the_first_token_sentence_and_answer(
@@ -46,7 +52,7 @@ def test_bench_chat_stream_times_the_first_token_sentence_and_answer(
     try:
         key = container.users.add("bench", (), ("employee",))
         result = bench_stream(api.base, key, "How many days of paid leave do employees get?",
-                              [1], requests=3)
+                              [1], requests=3, metrics_key=api.admin_key)
     finally:
         api.stop()
         container.close()
@@ -55,3 +61,5 @@ def test_bench_chat_stream_times_the_first_token_sentence_and_answer(
     token, sentence, whole = (run[k]["p50_s"] for k in
                               ("first_raw_token", "first_verified_sentence", "whole_answer"))
     assert 0 < token <= sentence <= whole
+    # SmolLM2 in process counts its own prompt: passages and the chat template, every answer.
+    assert run["prompt_tokens_per_answer"] > 100 and run["completion_tokens_per_answer"] > 0

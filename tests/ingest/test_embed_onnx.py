@@ -38,9 +38,9 @@ def abstracts() -> list[str]:
     return [*texts, "a", "Short claim about vitamin D.", texts[0][:40]]
 
 
-def test_vectors_match_fp32_pytorch(onnx_embedder: OnnxInt8Embedder, real_embedder: Embedder,
+def test_vectors_match_fp32_pytorch(onnx_embedder: OnnxInt8Embedder, fp32_embedder: Embedder,
                                     abstracts: list[str]) -> None:
-    got, want = onnx_embedder.embed(abstracts), real_embedder.embed(abstracts)
+    got, want = onnx_embedder.embed(abstracts), fp32_embedder.embed(abstracts)
     assert got.shape == want.shape == (len(abstracts), 384) and got.dtype == np.float32
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     cosines = (got * want).sum(axis=1)
@@ -66,30 +66,42 @@ def test_batching_and_order_keep_each_vector_to_its_text(onnx_embedder: OnnxInt8
     assert onnx_embedder.embed([]).shape == (0, 384)
 
 
-def test_the_export_is_cached_and_reused(onnx_embedder: OnnxInt8Embedder,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_model_prepared_at_install_is_used_and_never_exported_again(
+        onnx_embedder: OnnxInt8Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `make install` ran `python -m ingest.embed_onnx`: the model lies in the virtualenv.
     made = onnx_embedder.model_file
-    assert made.parent == onnx_embedder.cache_dir and made.stat().st_size > 1_000_000
+    assert made.parent == embed_onnx.prepared_dir() and made.stat().st_size > 1_000_000
     assert "(onnx-int8)" in onnx_embedder.name and onnx_embedder.max_tokens == 256
+    assert onnx_embedder.fingerprint == "onnx-int8/all-MiniLM-L6-v2/int8-v1"
 
     def no_export(*_: object) -> None:
-        raise AssertionError("exported again although the cached model fits the weights")
+        raise AssertionError("exported again although a prepared model fits the weights")
 
     monkeypatch.setattr(embed_onnx, "_export_int8", no_export)
-    again = OnnxInt8Embedder(onnx_embedder.cache_dir)
-    assert again.model_file == made
+    again = OnnxInt8Embedder(tmp_path / "empty-cache")
+    assert again.model_file == made and embed_onnx.prepare() == made
     assert np.allclose(again.embed(["vitamin D"]), onnx_embedder.embed(["vitamin D"]))
 
 
 def test_changed_weights_get_a_model_of_their_own(onnx_embedder: OnnxInt8Embedder,
-                                                  tmp_path: Path) -> None:
+                                                  tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     copy = tmp_path / "model"
     shutil.copytree(shipped_model_path(), copy)
     config = json.loads((copy / "config.json").read_text())
     (copy / "config.json").write_text(json.dumps({**config, "note": "changed"}))
     other = OnnxInt8Embedder(onnx_embedder.cache_dir, copy)
-    assert other.model_file != onnx_embedder.model_file  # exported anew for these weights
+    # Exported anew for these weights, into the cache dir (none was prepared for them) ...
+    assert other.model_file != onnx_embedder.model_file
+    assert other.model_file.parent == onnx_embedder.cache_dir
     assert np.allclose(other.embed(["aspirin"]), onnx_embedder.embed(["aspirin"]), atol=2e-3)
+
+    # ... and reused from there by the next process.
+    def no_export(*_: object) -> None:
+        raise AssertionError("exported again although the cached model fits the weights")
+
+    monkeypatch.setattr(embed_onnx, "_export_int8", no_export)
+    assert OnnxInt8Embedder(onnx_embedder.cache_dir, copy).model_file == other.model_file
 
 
 def test_a_model_pooled_otherwise_is_refused(tmp_path: Path) -> None:
@@ -103,8 +115,8 @@ def test_a_model_pooled_otherwise_is_refused(tmp_path: Path) -> None:
         OnnxInt8Embedder(tmp_path / "cache", copy)
 
 
-def test_the_container_builds_it_from_settings(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, embedding={"mode": "onnx-int8"})
+def test_the_container_builds_it_by_default(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
     container = Container(settings)
     try:
         assert isinstance(container.embedder, OnnxInt8Embedder)

@@ -138,14 +138,14 @@ def test_vanished_file_fails_alone(container: Container, tmp_path: Path):
     gone = tmp_path / "gone.txt"
     gone.write_text("This file disappears before it is read.")
     ingestor = container.ingestor
-    original = ingestor.ingest_one
+    original = ingestor.prepare_one
 
-    def vanish_then_ingest(found, acl, times):  # type: ignore[no-untyped-def]
+    def vanish_then_prepare(found, acl):  # type: ignore[no-untyped-def]
         if found.path.name == "gone.txt":
             gone.unlink()
-        return original(found, acl, times)
+        return original(found, acl)
 
-    ingestor.ingest_one = vanish_then_ingest  # type: ignore[method-assign]
+    ingestor.prepare_one = vanish_then_prepare  # type: ignore[method-assign]
     report = ingestor.ingest([tmp_path])
     statuses = {Path(f.source).name: f for f in report.files}
     assert statuses["keep.txt"].status == "ingested"

@@ -34,3 +34,21 @@ def test_query_has_unit_weights_and_no_stop_words():
     q = enc.encode_query("what is the audit budget")
     assert set(q.values) == {1.0} and len(q.indices) == 2
     assert enc.encode_query("the of and").indices == ()
+
+
+def test_the_stop_words_are_spacys_read_without_importing_it() -> None:
+    import subprocess
+    import sys
+
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    from retrieval.sparse import _stop_words
+
+    assert _stop_words() == frozenset(STOP_WORDS) and len(STOP_WORDS) > 300
+    # spaCy's package would import thinc and, with it, PyTorch: seconds of every search.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys; from retrieval.sparse import _stop_words; "
+         "_stop_words(); print(sorted(m for m in sys.modules if m.split('.')[0] in "
+         "('spacy', 'thinc', 'torch')))"],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert loaded.stdout.strip() == "[]"

@@ -54,6 +54,11 @@ def test_a_job_from_the_api_is_traced_counted_and_health_checked(make_cluster, t
              if line.startswith("{")]
     items = [r for r in lines if r["logger"] == "ingest.jobs" and "outcome" in r]
     assert len(items) == 4 and {r["request_id"] for r in items} == {"job-req-5"}, items
+    # The model was loaded once, in the parent, and the pool's processes that ran a task
+    # embedded with it (two processes, one ONNX Runtime thread each).
+    models = [r["message"] for r in lines if r["logger"] == "workers.tasks"]
+    assert sum("loaded before the fork" in m for m in models) == 1, models
+    assert 1 <= sum("inherited from the worker's parent" in m for m in models) <= 2, models
 
     # Its metrics: both prefork processes' counts, summed, on one port.
     scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text

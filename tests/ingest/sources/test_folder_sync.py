@@ -232,3 +232,27 @@ def test_a_new_mapping_reaches_documents_at_the_next_sync_without_re_embedding(
     after = c.registry.get(budget.doc_id)
     assert after is not None and after.active_version == budget.active_version
     assert after.groups == ("admins", "audit", "finance")  # its owner, root, reads it too
+
+
+def test_a_change_of_embedder_re_embeds_at_the_next_sync(
+    c: Container, share: Path, tmp_path: Path, fp32_embedder: Embedder
+) -> None:
+    add(c, share)
+    c.job_runner().sync_source("hr-share")
+    assert set(c.registry.embedders()) == {c.embedder.fingerprint}
+    settings = c.settings
+    c.close()
+    # Same files, same signals: only the embedder changed. Each entry is fetched again and
+    # its vectors remade; nothing else about it changes.
+    fp32 = Container(settings, embedder=fp32_embedder)
+    try:
+        job = fp32.job_runner().sync_source("hr-share")
+        listed = items(fp32, job.job_id)
+        assert {listed[n][0] for n in ("budget.txt", "design.txt", "canteen.txt")} == {ITEM_DONE}
+        assert fp32.registry.embedders() == {fp32_embedder.fingerprint: 3}
+        assert "budget.txt" in sources_found(fp32, "marketing budget Lisbon", "finance")
+        again = fp32.job_runner().sync_source("hr-share")
+        listed = items(fp32, again.job_id)
+        assert {listed[n][0] for n in ("budget.txt", "design.txt", "canteen.txt")} == {UNCHANGED}
+    finally:
+        fp32.close()

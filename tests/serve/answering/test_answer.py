@@ -291,6 +291,37 @@ def test_a_rewrite_that_loses_the_conversation_falls_back_to_carrying_it(answeri
     assert answer.standalone_question == "What does the travel policy say about hotels? And what about meals?"
 
 
+def test_the_usage_of_an_answer_adds_up_what_the_model_counted_for_each_generation(
+    answering: Container,
+) -> None:
+    history = [Turn("What does the travel policy say about hotels?", "Hotels are reimbursed [1].")]
+    texts = ["What does the travel policy say about meals?",
+             "Meals are reimbursed up to 60 euros per day with receipts [1]."]
+    replies = iter(texts)
+    ask, model = answerer(answering, lambda _: next(replies))
+    answer = ask.answer("And what about meals?", BOB, history)
+    rewrite, written = model.calls
+    read = sum(model.count_tokens(m["content"]) for m in rewrite + written)
+    # The fake streams a word a piece and counts a piece a token.
+    assert dict(answer.usage) == {"prompt_tokens": read,
+                                  "completion_tokens": sum(len(t.split()) for t in texts)}
+
+
+def test_a_model_that_counts_nothing_gets_an_estimate_flagged_as_such(answering: Container) -> None:
+    reply = "Every employee receives 28 days of paid leave per calendar year [1]."
+    ask, model = answerer(answering, reply)
+    model.reports_usage = False
+    answer = ask.answer(LEAVE, ALICE)
+    [messages] = model.calls
+    # What context fitting counted: the system prompt, the question, the passages, without
+    # the words that join them into the message.
+    joined = model.count_tokens(messages[1]["content"])
+    fitted = model.count_tokens(prompt.SYSTEM) + joined - model.count_tokens("Passages: Question: Answer:")
+    assert dict(answer.usage) == {"prompt_tokens": fitted, "completion_tokens": len(reply.split()),
+                                  "estimated": True}
+    assert not answer.refused
+
+
 @pytest.mark.parametrize("question", ["", "   ", "x" * 2001, "a\x00b", "a\ud800"])
 def test_an_empty_oversized_or_broken_question_is_a_clear_input_error(
     answering: Container, question: str,

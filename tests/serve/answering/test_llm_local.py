@@ -9,7 +9,9 @@ import pytest
 
 from core.container import Container
 from core.errors import ConfigError, ModelError
+from core.ports import Usage
 from core.types import Principal
+from serve.answering import prompt
 from serve.answering.answerer import Answerer
 from serve.answering.llm_local import LlamaCppGenerator, default_model_path
 
@@ -37,6 +39,37 @@ def test_the_model_streams_and_counts_tokens(smollm: LlamaCppGenerator) -> None:
     pieces = list(smollm.stream([{"role": "user", "content": "Name a colour."}], 16))
     assert len(pieces) > 1 and "".join(pieces).strip()
     assert 0 < smollm.count_tokens("How many days of paid leave?") < 20
+
+
+def test_the_usage_of_a_stream_is_what_llama_cpp_reports_for_the_same_request(
+    smollm: LlamaCppGenerator,
+) -> None:
+    messages = [{"role": "system", "content": "Answer briefly."},
+                {"role": "user", "content": "Name three colours of the rainbow."}]
+    reply = smollm.stream(messages, 24)
+    pieces = list(reply)
+    assert reply.usage is not None and reply.usage.completion_tokens == len(pieces)
+    # Greedy decoding: the same request unstreamed writes the same tokens, and llama.cpp
+    # counts them itself there.
+    plain = smollm._llm.create_chat_completion(messages=messages, max_tokens=24, temperature=0.0)
+    assert plain["choices"][0]["message"]["content"] == "".join(pieces)
+    assert reply.usage == Usage(plain["usage"]["prompt_tokens"], plain["usage"]["completion_tokens"])
+
+
+def test_a_stream_closed_midway_reports_no_usage_and_frees_the_model(smollm: LlamaCppGenerator) -> None:
+    reply = smollm.stream([{"role": "user", "content": "Count from one to fifty."}], 64)
+    next(reply)
+    reply.close()
+    assert reply.usage is None
+    assert "".join(smollm.stream([{"role": "user", "content": "Say yes."}], 4)).strip()
+
+
+def test_an_answer_records_the_model_s_own_counts(answering: Container, smollm: LlamaCppGenerator) -> None:
+    answer = _answerer(answering, smollm).answer("How many days of paid leave does an employee get?", ALICE)
+    assert "estimated" not in answer.usage
+    # The chat template's tokens are in the model's count, not in the fit's estimate.
+    assert answer.usage["prompt_tokens"] > smollm.count_tokens(prompt.SYSTEM) > 0
+    assert answer.usage["completion_tokens"] > 0
 
 
 def test_a_generation_past_the_deadline_is_an_error() -> None:

@@ -57,8 +57,8 @@ def test_exit_codes(samples, cli_env, tmp_path: Path):
     assert run(cli_env, "search", "x", "-k", "0").returncode == 2
     missing = run(cli_env, "delete", "no-such-document")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
-    bad_mode = run(cli_env, "bench", "ingest", str(good), "--embedding", "fp16")
-    assert bad_mode.returncode == 2 and "unknown embedding mode" in bad_mode.stderr
+    bad_mode = run(cli_env, "bench", "ingest", str(good), "--profile", "fp16")
+    assert bad_mode.returncode == 2 and "unknown profile(s)" in bad_mode.stderr
 
 
 def test_ask_prints_a_cited_answer_in_the_contract_shape(samples, cli_env):

@@ -16,11 +16,11 @@ def test_db_status_and_upgrade_on_a_new_database(cli_env: dict[str, str]) -> Non
     env = {**cli_env, "ENCLAVE_DATABASE_MIGRATE": "verify"}
     before = _run(env, "db", "status", "--json")
     assert before.returncode == 1
-    assert json.loads(before.stdout) == {"current": None, "head": "0010", "up_to_date": False}
+    assert json.loads(before.stdout) == {"current": None, "head": "0011", "up_to_date": False}
     refused = _run(env, "status")
     assert refused.returncode == 1 and "run `enclave db upgrade` first" in refused.stderr
     upgraded = _run(env, "db", "upgrade")
-    assert upgraded.returncode == 0 and "revision 0010" in upgraded.stdout, upgraded.stderr
+    assert upgraded.returncode == 0 and "revision 0011" in upgraded.stdout, upgraded.stderr
     assert _run(env, "db", "upgrade").returncode == 0  # idempotent
     assert _run(env, "db", "status").returncode == 0
     assert _run(env, "status", "--json").returncode == 0
