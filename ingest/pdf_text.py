@@ -96,9 +96,6 @@ def pdf_elements(path: Path) -> list[Any] | None:
 
     Raises :class:`core.errors.EncryptedDocument` for a PDF that needs a password.
     """
-    from ingest import nlp
-
-    nlp.install()
     if not PDFIUM_LOCK.acquire(timeout=_LOCK_WAIT_S):
         log.warning("pdfium has been busy for %g s; pdfminer reads %s", _LOCK_WAIT_S, path.name)
         return None
@@ -247,6 +244,9 @@ def _page_elements(page: _Page) -> list[Any]:
     from unstructured.documents.elements import ElementMetadata, Table
     from unstructured.partition.text import element_from_text, partition_text
 
+    from ingest import nlp
+
+    nlp.install()  # the classifier's sentences and verbs, offline
     if page.text is not None:
         found = partition_text(text=_clean_lines(page.text))
         for element in found:

@@ -29,6 +29,7 @@ from core.types import Element, PageOcr, ParsedDocument
 from ingest.ocr import PageImage, PageText, Tesseract
 
 if TYPE_CHECKING:
+    import pypdfium2 as pdfium
     from PIL.Image import Image
 
 log = logging.getLogger(__name__)
@@ -237,50 +238,69 @@ def _register_heif() -> None:
 def _pdf_page_count(path: Path) -> int | None:
     import pypdfium2 as pdfium
 
-    try:
-        pdf = pdfium.PdfDocument(str(path))
-    except (pdfium.PdfiumError, OSError, ValueError) as exc:
-        log.debug("pdfium cannot open %s: %s", path, exc)
-        return None
-    try:
-        return len(pdf)
-    finally:
-        pdf.close()
+    from ingest.pdf_text import PDFIUM_LOCK
+
+    with PDFIUM_LOCK:  # pdfium is not thread-safe, and documents are parsed in threads
+        try:
+            pdf = pdfium.PdfDocument(str(path))
+        except (pdfium.PdfiumError, OSError, ValueError) as exc:
+            log.debug("pdfium cannot open %s: %s", path, exc)
+            return None
+        try:
+            return len(pdf)
+        finally:
+            pdf.close()
 
 
 def _pdf_pages(path: Path, numbers: Sequence[int], settings: OcrSettings) -> Iterator[PageImage]:
-    """The pages ``numbers`` rendered at the OCR resolution, one at a time (pdfium is not
-    thread-safe: rendering stays in this thread while Tesseract reads the previous ones)."""
+    """The pages ``numbers`` rendered at the OCR resolution, one at a time, while Tesseract
+    reads the previous ones. pdfium is not thread-safe, and other threads parse other
+    documents: every pdfium call holds its lock, never across a yield."""
     import pypdfium2 as pdfium
 
-    try:
-        pdf = pdfium.PdfDocument(str(path))
-    except (pdfium.PdfiumError, OSError, ValueError) as exc:
+    from ingest.pdf_text import PDFIUM_LOCK
+
+    with PDFIUM_LOCK:
+        try:
+            pdf = pdfium.PdfDocument(str(path))
+        except (pdfium.PdfiumError, OSError, ValueError) as exc:
+            opened = exc
+        else:
+            opened = None
+    if opened is not None:
         for number in numbers:
             yield PageImage(number, None, error=CorruptDocument(
-                f"page {number} could not be rendered: {one_line(exc)}"))
+                f"page {number} could not be rendered: {one_line(opened)}"))
         return
     try:
         for number in numbers:
-            try:
-                page = pdf[number - 1]
-            except (pdfium.PdfiumError, IndexError, ValueError) as exc:
-                yield PageImage(number, None, error=CorruptDocument(
-                    f"page {number} could not be rendered: {one_line(exc)}"))
-                continue
-            try:
-                scale = _scale(page.get_size(), settings)
-                bitmap = page.render(scale=scale, grayscale=True)
-                picture = bitmap.to_pil()
-            except (pdfium.PdfiumError, ValueError, OSError, MemoryError) as exc:
-                yield PageImage(number, None, error=CorruptDocument(
-                    f"page {number} could not be rendered: {one_line(exc)}"))
-                continue
-            finally:
-                page.close()
-            yield PageImage(number, picture, dpi=max(1, round(scale * 72)))
+            yield _render(pdf, number, settings)
     finally:
-        pdf.close()
+        with PDFIUM_LOCK:
+            pdf.close()
+
+
+def _render(pdf: pdfium.PdfDocument, number: int, settings: OcrSettings) -> PageImage:
+    import pypdfium2 as pdfium
+
+    from ingest.pdf_text import PDFIUM_LOCK
+
+    with PDFIUM_LOCK:
+        try:
+            page = pdf[number - 1]
+        except (pdfium.PdfiumError, IndexError, ValueError) as exc:
+            return PageImage(number, None, error=CorruptDocument(
+                f"page {number} could not be rendered: {one_line(exc)}"))
+        try:
+            scale = _scale(page.get_size(), settings)
+            bitmap = page.render(scale=scale, grayscale=True)
+            picture = bitmap.to_pil()
+        except (pdfium.PdfiumError, ValueError, OSError, MemoryError) as exc:
+            return PageImage(number, None, error=CorruptDocument(
+                f"page {number} could not be rendered: {one_line(exc)}"))
+        finally:
+            page.close()
+    return PageImage(number, picture, dpi=max(1, round(scale * 72)))
 
 
 def _scale(size: tuple[float, float], settings: OcrSettings) -> float:

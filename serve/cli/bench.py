@@ -163,18 +163,21 @@ def bench_search(
     print_figures(result, as_json)
 
 
+# SciFact's files, for the benchmarks that rank its claims (--retrieval).
+CorpusOpt = Annotated[Path, typer.Option(help="SciFact's corpus.jsonl.")]
+QueriesOpt = Annotated[Path, typer.Option(help="SciFact's queries.jsonl (--retrieval).")]
+QrelsOpt = Annotated[Path, typer.Option(help="SciFact's qrels TSV (--retrieval).")]
+
+
 def bench_ocr(
     pages: Annotated[int, typer.Option(
         help="Pages per condition (SciFact abstracts, about one page each).", min=1)] = 30,
     retrieval: Annotated[int, typer.Option(
         "--retrieval", min=0, help="Also ingest this many SciFact abstracts as image-only PDFs "
         "and as text, and compare nDCG@10 (slow: OCR of every abstract); 0: skip.")] = 0,
-    corpus: Annotated[Path, typer.Option(help="SciFact's corpus.jsonl.")]
-    = SCIFACT / "corpus.jsonl",
-    queries: Annotated[Path, typer.Option(help="SciFact's queries.jsonl (--retrieval).")]
-    = SCIFACT / "queries.jsonl",
-    qrels: Annotated[Path, typer.Option(help="SciFact's qrels TSV (--retrieval).")]
-    = SCIFACT / "qrels" / "train.tsv",
+    corpus: CorpusOpt = SCIFACT / "corpus.jsonl",
+    queries: QueriesOpt = SCIFACT / "queries.jsonl",
+    qrels: QrelsOpt = SCIFACT / "qrels" / "train.tsv",
     as_json: JsonOpt = False,
 ) -> None:
     """Character error rate and pages/s of OCR on scans of known text (300 dpi clean, 200
@@ -306,12 +309,9 @@ def bench_pdf(
     retrieval: Annotated[int, typer.Option(
         "--retrieval", min=0, help="Also ingest this many SciFact abstracts as text-layer PDFs "
         "read each way, and as text, and compare nDCG@10; 0: skip.")] = 300,
-    corpus: Annotated[Path, typer.Option(help="SciFact's corpus.jsonl.")]
-    = SCIFACT / "corpus.jsonl",
-    queries: Annotated[Path, typer.Option(help="SciFact's queries.jsonl (--retrieval).")]
-    = SCIFACT / "queries.jsonl",
-    qrels: Annotated[Path, typer.Option(help="SciFact's qrels TSV (--retrieval).")]
-    = SCIFACT / "qrels" / "train.tsv",
+    corpus: CorpusOpt = SCIFACT / "corpus.jsonl",
+    queries: QueriesOpt = SCIFACT / "queries.jsonl",
+    qrels: QrelsOpt = SCIFACT / "qrels" / "train.tsv",
     as_json: JsonOpt = False,
 ) -> None:
     """pdfminer's and pdfium's ways of reading a PDF's text layer (ENCLAVE_INGEST__PDF_TEXT),

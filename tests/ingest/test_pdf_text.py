@@ -101,6 +101,15 @@ def test_line_end_hyphens_and_debris_are_cleaned() -> None:
     assert pdf_text._clean("\ufb03rm") == "ffirm"
 
 
+def test_a_page_whose_characters_lack_positions_is_partitioned_as_plain_text() -> None:
+    page = pdf_text._Page(3, 612, 792, (), "Annual Leave\r\nEvery employee is given 28 days of "
+                          "paid leave per year.\x0c\r\n")
+    elements = pdf_text._page_elements(page)
+    assert [(e.category, e.text, e.metadata.page_number) for e in elements] == [
+        ("Title", "Annual Leave", 3),
+        ("NarrativeText", "Every employee is given 28 days of paid leave per year.", 3)]
+
+
 @pytest.mark.parametrize("name", ["layout-parser-paper-with-table.pdf", "list-item-example.pdf",
                                   "fake-memo.pdf", "multi-column-2p.pdf", "korean-text-with-tables.pdf"])
 def test_both_ways_read_the_same_words(name: str) -> None:
