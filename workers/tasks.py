@@ -16,7 +16,7 @@ import threading
 import time
 
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_init, worker_ready
+from celery.signals import worker_before_create_process, worker_ready
 
 from core.container import Container
 from core.errors import BackendError, one_line
@@ -108,15 +108,20 @@ def sync_due_sources() -> int:
     return len(started)
 
 
-@worker_init.connect
+@worker_before_create_process.connect
 def _load_model_before_fork(**_: object) -> None:
     """Load the int8 model and its tokenizer in the parent, before the pool forks.
+
+    Sent in the parent before each child is made (``worker_init`` comes before this module
+    is even imported); the first one loads, later ones find it loaded.
 
     ONNX Runtime run with one thread per process (what `enclave worker` sets for more than
     one process) starts no thread pool of its own, so a session made before the fork is
     whole in each child, and its weights are shared copy-on-write. PyTorch's thread pools
     do not survive a fork: the fp32 model is loaded by each process instead."""
     c = container()
+    if "embedder" in c.__dict__:
+        return
     if c.settings.embedding.mode == "onnx-int8" and c.settings.embedding.threads == 1:
         started = time.perf_counter()
         try:
