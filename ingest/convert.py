@@ -41,6 +41,7 @@ from core.errors import (
     one_line,
 )
 from core.settings import ConvertSettings
+from ingest.overlap import on_abandon
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,9 @@ def _run(settings: ConvertSettings, folder: Path, source: Path, out_dir: Path, t
             f"{source.suffix}: needs LibreOffice, and {settings.soffice!r} is not installed"
         ) from exc
     try:
-        output, _ = process.communicate(timeout=settings.timeout_s)
+        # Given up from outside (a time limit): killing the session ends the wait below.
+        with on_abandon(lambda: _kill_group(process)):
+            output, _ = process.communicate(timeout=settings.timeout_s)
     except subprocess.TimeoutExpired:
         raise TooLarge(
             f"LibreOffice did not finish converting it within {settings.timeout_s:g} s"
@@ -225,16 +228,20 @@ def _run(settings: ConvertSettings, folder: Path, source: Path, out_dir: Path, t
     return message
 
 
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def kill_session(process: subprocess.Popen[bytes]) -> None:
     """Kill every process of the session ``process`` leads, and wait until they are gone.
 
     Also after a normal exit: a child left behind by the launcher would hold the profile
     folder open and keep running for nothing.
     """
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    _kill_group(process)
     for pid in session_members(process.pid):
         try:
             os.kill(pid, signal.SIGKILL)

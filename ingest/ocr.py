@@ -29,6 +29,7 @@ from core.errors import CorruptDocument, DocumentError, TooLarge, UnsupportedTyp
 from core.settings import OcrSettings
 from ingest.denoise import despeckle
 from ingest.leaders import Word, letter_height, needs_look, restore_line
+from ingest.overlap import on_abandon
 
 if TYPE_CHECKING:
     import numpy as np
@@ -93,20 +94,23 @@ class Tesseract:
         run = _Run()
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ocr")
         pending: deque[tuple[PageImage, Future[PageText]]] = deque()
+        # Parsing runs in a thread of its own (ingest/overlap.py): a time limit interrupts
+        # the thread waiting for it, which then stops these processes from there.
         try:
-            for page in pages:
-                if page.image is None:
-                    pending.append((page, _done(_failed(page))))
-                else:
-                    picture = despeckle(page.image)
-                    page = replace(page, image=picture)
-                    # Encoded here, so only the bytes wait in the queue, not the picture.
-                    data = _pnm(picture)
-                    pending.append((page, pool.submit(self._page, run, page, data)))
-                while len(pending) > self.workers:
+            with on_abandon(run.stop):
+                for page in pages:
+                    if page.image is None:
+                        pending.append((page, _done(_failed(page))))
+                    else:
+                        picture = despeckle(page.image)
+                        page = replace(page, image=picture)
+                        # Encoded here, so only the bytes wait in the queue, not the picture.
+                        data = _pnm(picture)
+                        pending.append((page, pool.submit(self._page, run, page, data)))
+                    while len(pending) > self.workers:
+                        yield pending.popleft()[1].result()
+                while pending:
                     yield pending.popleft()[1].result()
-            while pending:
-                yield pending.popleft()[1].result()
         finally:
             run.stop()
             pool.shutdown(wait=True, cancel_futures=True)

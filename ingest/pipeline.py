@@ -347,18 +347,23 @@ class Ingestor(Upkeep):
     ) -> tuple[ParsedDocument, list[Chunk]]:
         limits = self.settings.ingest
         started = time.perf_counter()
-        try:
-            parsed = within(limits.parse_timeout_s, lambda: parse_file(
-                path, max_bytes=int(limits.max_file_mb * 1024 * 1024),
-                max_pages=limits.max_pages, ocr=self.settings.ocr,
-                convert=self.settings.convert, scratch=path.parent, pdf_text=limits.pdf_text,
-            ))
-        except (DocumentError, MemoryError):
-            raise
-        except Exception as exc:
-            # A parser that crashes fails its file alone, like one that reports a problem.
-            log.warning("parsing %s crashed", document.source, exc_info=True)
-            raise ParseFailed(f"the parser crashed: {one_line(exc)}") from exc
+
+        def parse() -> ParsedDocument:
+            try:
+                return parse_file(
+                    path, max_bytes=int(limits.max_file_mb * 1024 * 1024),
+                    max_pages=limits.max_pages, ocr=self.settings.ocr,
+                    convert=self.settings.convert, scratch=path.parent, pdf_text=limits.pdf_text)
+            except (DocumentError, MemoryError):
+                raise
+            except Exception as exc:
+                # A parser that crashes fails its file alone, like one that reports a problem.
+                log.warning("parsing %s crashed", document.source, exc_info=True)
+                raise ParseFailed(f"the parser crashed: {one_line(exc)}") from exc
+
+        # Wrapped in the parser's thread: what interrupts the wait here (a time limit)
+        # is not the parser's crash and leaves unchanged.
+        parsed = within(limits.parse_timeout_s, parse)
         times.parse += time.perf_counter() - started
         started = time.perf_counter()
         chunks = self.chunker.chunk(document.doc_id, document.version_sha256, parsed)

@@ -150,7 +150,7 @@ class EdgeStore:
                     raise StoreError("the embedded store is not open: call ensure_collection first")
                 self._create(self._dim)
             self._shard = self._load()
-            if not (self.path / _READY).exists():
+            if not _indexes_current(self.path):
                 self._finish_creation()
         except BaseException:
             shard, self._shard = self._shard, None
@@ -226,17 +226,19 @@ class EdgeStore:
         Creation is two steps, and a process killed between them (a worker over its time
         limit, say) left a store without its indexes, which faceting and filters need. So a
         store without the marker gets them on its next open; creating an index that exists
-        is a no-op.
+        is a no-op. A store whose marker names an older layout gets its indexes rebuilt in
+        the current one the same way, once (3 s at 100,000 chunks here).
         """
         import qdrant_edge as qe
 
         try:
             for field, kind in schema.INDEXED_FIELDS.items():
-                self._shard.update(qe.UpdateOperation.create_field_index(field, _schema_type(kind)))
+                self._shard.update(
+                    qe.UpdateOperation.create_field_index(field, _index_params(field, kind)))
             self._shard.flush()
         except Exception as exc:
             raise StoreError(f"cannot index the embedded Qdrant store at {self.path}: {exc}") from exc
-        (self.path / _READY).touch()
+        (self.path / _READY).write_text(_INDEX_LAYOUT)
 
     def _exists(self) -> bool:
         return (self.path / "edge_config.json").exists() or _has_segments(self.path)
@@ -412,16 +414,33 @@ class EdgeStore:
 
 # Written once the store's payload indexes exist (see EdgeStore._finish_creation).
 _READY = "enclave-indexes-ready"
+# What the marker holds: the indexes' layout. Empty (before): every keyword index read into
+# memory at every open, which at 100,000 chunks was most of what an open cost, and
+# processes taking turns at the store open it again and again (see _index_params).
+_INDEX_LAYOUT = "doc_id and version memory-mapped"
+
+
+def _indexes_current(path: Path) -> bool:
+    try:
+        return (path / _READY).read_text() == _INDEX_LAYOUT
+    except FileNotFoundError:
+        return False
 
 
 def _has_segments(path: Path) -> bool:
     return path.is_dir() and any(path.iterdir())
 
 
-def _schema_type(kind: str) -> Any:
+def _index_params(field: str, kind: str) -> Any:
+    """``groups``, which the access filter of every search reads, is read into memory (a
+    mapped one cost searches about 2 ms at 100,000 chunks); ``doc_id`` and ``version``,
+    which only writes, counts and the document list read, stay files mapped into memory,
+    which an open does not read: opening at 100,000 chunks went from 0.42 to 0.18 s."""
     import qdrant_edge as qe
 
-    return {"keyword": qe.PayloadSchemaType.Keyword}[kind]
+    assert kind == "keyword", kind
+    memory = qe.Memory.Pinned if field == "groups" else qe.Memory.Cached
+    return qe.KeywordIndexParams(memory=memory)
 
 
 def _doc_filter(doc_id: str | None, version: str | None) -> Any:

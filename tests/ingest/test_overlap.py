@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from core.ports import Embedder
 from core.settings import Settings
 from core.types import Principal
 from ingest import pipeline
-from ingest.overlap import prepared_ahead, within
+from ingest.overlap import on_abandon, prepared_ahead, within
 
 ANYONE = Principal("anyone")
 
@@ -75,6 +76,43 @@ def test_within_returns_raises_and_gives_up() -> None:
     with pytest.raises(ParseFailed, match=r"longer than 0\.2 s"):
         within(0.2, lambda: time.sleep(30))
     assert time.monotonic() - started < 5
+
+
+class _Interrupt(Exception):
+    """Stands in for Celery's soft time limit, which a signal raises in the main thread."""
+
+
+def _stoppable(stops: list[str]) -> int:
+    """Work that runs until the waiting thread gives up on it, as OCR's processes do."""
+    stopped = threading.Event()
+    with on_abandon(lambda: (stops.append("stopped"), stopped.set())):
+        stopped.wait(30)
+    return 0
+
+
+def test_work_given_up_is_stopped_and_an_interruption_passes_through_unchanged() -> None:
+    """The time limit strikes the thread that waits, not the parser's: its exception must
+    reach the caller as itself (not as a parser crash) and stop the parser's work."""
+    stops: list[str] = []
+    with pytest.raises(ParseFailed):
+        within(0.2, lambda: _stoppable(stops))
+    assert stops == ["stopped"]
+
+    def strike(*_: object) -> None:
+        raise _Interrupt()
+
+    previous = signal.signal(signal.SIGALRM, strike)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(_Interrupt):
+            within(30, lambda: _stoppable(stops))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert stops == ["stopped", "stopped"] and time.monotonic() - started < 5
+
+    assert within(5, lambda: 7) == 7 and len(stops) == 2  # work that ends is not stopped
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from retrieval.sparse import Bm25SparseEncoder
@@ -52,3 +54,30 @@ def test_the_stop_words_are_spacys_read_without_importing_it() -> None:
          "('spacy', 'thinc', 'torch')))"],
         capture_output=True, text=True, timeout=60, check=True)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_the_stemmer_is_nltks_imported_without_its_heavy_optional_packages() -> None:
+    """The stored sparse vectors' terms are NLTK's Snowball stems; the stemmer imported
+    without scikit-learn, SciPy and pandas (1.3 s of every `enclave search`) must stem as
+    NLTK imported in full does, and leave those packages importable afterwards."""
+    import subprocess
+    import sys
+
+    words = ("organizations international universities hematologists added evening "
+             "running generously lying skies dying news inning proceed").split()
+    script = (
+        "import json, sys; from retrieval.sparse import _stemmer; s = _stemmer(); "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'sklearn', 'pandas')); "
+        "import scipy.stats; "
+        f"print(json.dumps([heavy, [s.stem(w) for w in {words!r}]]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=True)
+    heavy, stems = json.loads(done.stdout)
+    assert heavy == []
+
+    import nltk.metrics  # noqa: F401 - NLTK in full, SciPy and all
+    from nltk.stem.snowball import SnowballStemmer
+
+    full = SnowballStemmer("english")
+    assert stems == [full.stem(w) for w in words]
+    assert stems[:2] == ["organ", "intern"]
