@@ -23,6 +23,7 @@ from serve.http.routes import (
     evaluation,
     metrics,
     openai_compat,
+    people,
     sources,
     web,
 )
@@ -45,6 +46,7 @@ def create_app(container: Container) -> FastAPI:
     app.state.backlog = metrics.backlog_registry(container)
     http_errors.install(app)
     app.include_router(chat.router)
+    app.include_router(people.router)
     app.include_router(answers.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)

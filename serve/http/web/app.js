@@ -10,6 +10,12 @@ import { finishLogin, loginConfig, startLogin } from "./oidc.js";
 const TABS = ["chat", "audit", "admin"];
 const NEEDS = { audit: "auditor", admin: "admin" };
 let current = "chat";
+// The pages the signed-in user's roles open (GET /v1/me); the others' tabs are hidden.
+let open = ["chat"];
+
+function shown() {
+  return TABS.filter((tab) => open.includes(tab));
+}
 
 function signedOut(message) {
   forgetKey();
@@ -18,6 +24,7 @@ function signedOut(message) {
   resetAdmin();
   $("citation-panel").close();
   current = "chat";
+  open = ["chat"];
   $("app").hidden = true;
   $("who").hidden = true;
   $("signin").hidden = false;
@@ -29,14 +36,18 @@ function signedOut(message) {
 async function signIn(key) {
   setKey(key);
   try {
-    const models = await call("/v1/models");
+    const [me, models] = await Promise.all([call("/v1/me"), call("/v1/models")]);
     const model = models.data?.[0]?.id;
+    open = me.pages;
+    for (const tab of TABS) $(`tab-${tab}`).hidden = !open.includes(tab);
+    if (!open.includes(current)) current = "chat";
     $("signin").hidden = true;
     $("signin-error").textContent = "";
     $("app").hidden = false;
     $("who").hidden = false;
-    $("who-text").textContent = `Signed in${model ? ` · model ${model}` : ""}`;
-    status("Signed in.");
+    const roles = me.roles.length ? ` (${me.roles.join(", ")})` : "";
+    $("who-text").textContent = `Signed in as ${me.user_id}${roles}${model ? ` · model ${model}` : ""}`;
+    status(`Signed in as ${me.user_id}.`);
     await select(current, false);
   } catch (error) {
     const message = error.status === 401 ? "Sign-in failed: unknown or revoked API key."
@@ -88,17 +99,19 @@ async function select(name, focus = true) {
 }
 
 function initTabs() {
-  TABS.forEach((name, i) => {
+  for (const name of TABS) {
     const tab = $(`tab-${name}`);
     tab.addEventListener("click", () => select(name));
     tab.addEventListener("keydown", (event) => {
       const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
       if (step) {
         event.preventDefault();
-        select(TABS[(i + step + TABS.length) % TABS.length]);
+        const tabs = shown();
+        const at = tabs.indexOf(name);
+        select(tabs[(at + step + tabs.length) % tabs.length]);
       }
     });
-  });
+  }
 }
 
 async function init() {

@@ -82,6 +82,7 @@ def keys(api: Api) -> dict[str, str]:
     users = api.container.users
     return {"emma": users.add("emma", (), ("employee",)),
             "aldo": users.add("aldo", (), ("auditor",)),
+            "boss": users.add("boss", ("finance",), ("auditor", "admin")),
             "admin": api.admin_key}
 
 
@@ -336,10 +337,14 @@ def test_employee_asks_and_opens_a_citation(page: Any, api: Api, keys: dict[str,
     expect(page.locator("#turns li.turn").first.locator(".answer-text")).to_have_text(
         expected["answer"])
 
-    # Not an auditor: the audit page says which role it needs.
-    page.get_by_role("tab", name="Audit").click()
-    expect(page.get_by_role("tabpanel", name="Audit").get_by_role("alert")).to_have_text(
-        re.compile("^This page needs the auditor role"))
+    # Neither auditor nor admin: the header names her, and only the Chat tab shows. Hiding
+    # a tab is a courtesy; the API refuses the audit route to her all the same.
+    expect(page.locator("#who-text")).to_have_text(re.compile(r"^Signed in as emma \(employee\)"))
+    expect(page.get_by_role("tab")).to_have_count(1)
+    expect(page.get_by_role("tab", name="Chat")).to_be_visible()
+    refused = httpx.get(f"{api.base}/v1/audit/records", timeout=30,
+                        headers={"Authorization": f"Bearer {keys['emma']}"})
+    assert refused.status_code == 403
     assert_all_named(page)
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_label("API key")).to_be_visible()
@@ -516,12 +521,43 @@ def test_phone_layout(browser: Any, api: Api, keys: dict[str, str]) -> None:
         assert page.evaluate(width) <= 390
         shot(page, "web-phone-citation")
         page.get_by_role("button", name="Close").click()
+        expect(page.get_by_role("tab")).to_have_count(1)  # an employee's one page
+        page.get_by_role("button", name="Sign out").click()
+        sign_in(page, api, keys["boss"])
         for tab in ("Audit", "Admin"):
             page.get_by_role("tab", name=tab).click()
-            expect(page.get_by_role("alert").filter(has_text="needs the")).to_be_visible()
+            expect(page.get_by_role("tabpanel", name=tab)).to_be_visible()
             assert page.evaluate(width) <= 390
     finally:
         context.close()
+
+
+@needs_chromium
+def test_each_role_sees_its_name_and_only_the_tabs_it_may_open(page: Any, api: Api,
+                                                              keys: dict[str, str]) -> None:
+    """GET /v1/me decides the tabs: none shows that would only answer 403, and the arrow
+    keys move between the tabs shown."""
+    from playwright.sync_api import expect
+
+    for user, who, tabs in [("aldo", "aldo (auditor)", ["Chat", "Audit"]),
+                            ("admin", "root-admin (admin)", ["Chat", "Admin"]),
+                            ("boss", "boss (auditor, admin)", ["Chat", "Audit", "Admin"])]:
+        sign_in(page, api, keys[user])
+        expect(page.locator("#who-text")).to_have_text(re.compile(rf"^Signed in as {re.escape(who)}"))
+        expect(page.get_by_role("tab")).to_have_count(len(tabs))
+        for i, name in enumerate(tabs):
+            expect(page.get_by_role("tab").nth(i)).to_have_text(name)
+        page.get_by_role("tab", name="Chat").focus()
+        page.keyboard.press("ArrowRight")
+        expect(page.get_by_role("tab", name=tabs[1])).to_have_attribute("aria-selected", "true")
+        expect(page.get_by_role("tabpanel", name=tabs[1])).to_be_visible()
+        page.keyboard.press("ArrowLeft")
+        expect(page.get_by_role("tab", name="Chat")).to_have_attribute("aria-selected", "true")
+        if user == "boss":
+            shot(page, "web-header-roles")
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_label("API key")).to_be_visible()
+    no_unexpected_errors(page)
 
 
 @needs_chromium
