@@ -24,7 +24,7 @@ def test_me_names_the_caller_with_groups_roles_and_pages(api_factory: Callable[.
             reply = http.get("/v1/me")
             assert reply.status_code == 200, reply.text
             assert reply.json() == {"user_id": user, "groups": sorted(groups),
-                                    "roles": list(roles), "pages": pages}
+                                    "roles": sorted(roles), "pages": pages}
             # Each page the reply offers opens for this caller; the others answer 403.
             for page, route in {"audit": "/v1/audit/records", "admin": "/v1/admin/jobs"}.items():
                 assert (http.get(route).status_code == 200) == (page in pages), (user, page)

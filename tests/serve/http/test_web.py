@@ -541,7 +541,7 @@ def test_each_role_sees_its_name_and_only_the_tabs_it_may_open(page: Any, api: A
 
     for user, who, tabs in [("aldo", "aldo (auditor)", ["Chat", "Audit"]),
                             ("admin", "root-admin (admin)", ["Chat", "Admin"]),
-                            ("boss", "boss (auditor, admin)", ["Chat", "Audit", "Admin"])]:
+                            ("boss", "boss (admin, auditor)", ["Chat", "Audit", "Admin"])]:
         sign_in(page, api, keys[user])
         expect(page.locator("#who-text")).to_have_text(re.compile(rf"^Signed in as {re.escape(who)}"))
         expect(page.get_by_role("tab")).to_have_count(len(tabs))
