@@ -12,7 +12,8 @@
     │   ├── AccessDenied            the principal may not see or do this (HTTP 403)
     │   ├── Unauthenticated         no credentials, or unknown or revoked ones (HTTP 401)
     │   ├── RateLimited             this key sent too many requests; retry later (HTTP 429)
-    │   └── SyncRunning             a sync of this source is running already (HTTP 409)
+    │   ├── SyncRunning             a sync of this source is running already (HTTP 409)
+    │   └── LastAdmin               the change would leave no admin (HTTP 409)
     ├── DocumentError               one file cannot be ingested; the run goes on without it
     │   ├── UnsupportedType         no parser for this kind of file
     │   ├── EmptyDocument           the file holds no extractable text
@@ -126,6 +127,10 @@ class ParseFailed(DocumentError):
 
 
 class SyncRunning(InputError):
+    pass
+
+
+class LastAdmin(InputError):
     pass
 
 

@@ -47,6 +47,7 @@ def create_app(container: Container) -> FastAPI:
     http_errors.install(app)
     app.include_router(chat.router)
     app.include_router(people.router)
+    app.include_router(people.admin_router)
     app.include_router(answers.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)

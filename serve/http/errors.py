@@ -23,6 +23,7 @@ from core.errors import (
     DocumentError,
     EnclaveError,
     InputError,
+    LastAdmin,
     NotFound,
     RateLimited,
     SourceError,
@@ -54,6 +55,8 @@ def status_of(exc: EnclaveError) -> tuple[int, str]:
             return 413, "too_large"
         case SyncRunning():
             return 409, "sync_running"
+        case LastAdmin():
+            return 409, "last_admin"
         case InputError() | DocumentError():
             return 400, "invalid_request"
         case Busy():

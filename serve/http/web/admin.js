@@ -1,9 +1,11 @@
 // Admin: ingestion jobs with progress, per-file items and errors; submit, cancel, retry.
-// Sources (sources.js) and evaluation (evaluation.js) have modules of their own.
+// Sources (sources.js), people (people.js) and evaluation (evaluation.js) have modules of
+// their own.
 
 import { call, query } from "./api.js";
 import { $, clear, h, short, status, when } from "./dom.js";
 import { initEvaluation, refreshEvaluation, resetEvaluation } from "./evaluation.js";
+import { initPeople, refreshPeople, resetPeople } from "./people.js";
 import { refreshSources, resetSources } from "./sources.js";
 
 let openJob = null;
@@ -21,11 +23,13 @@ export function initAdmin(onError) {
   $("job-cancel").addEventListener("click", () => act("cancel").catch(onError));
   $("job-retry").addEventListener("click", () => act("retry").catch(onError));
   initEvaluation(onError);
+  initPeople(onError);
 }
 
 export async function showAdmin() {
   active = true;
   await refresh();
+  await refreshPeople();  // not polled: an admin's prompt would lose its row
   await refreshEvaluation();  // not polled with the jobs: it would clear the selection
 }
 
@@ -148,6 +152,7 @@ export function resetAdmin() {
   openJob = null;
   clear($("jobs-table").tBodies[0]);
   resetSources();
+  resetPeople();
   resetEvaluation();
   clear($("job-detail-body"));
   $("job-detail").hidden = true;

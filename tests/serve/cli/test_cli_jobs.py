@@ -72,3 +72,8 @@ def test_users_add_list_revoke(cli_env: dict[str, str]) -> None:
     assert bad_role.returncode == 2 and "unknown role" in bad_role.stderr
     unknown = _enclave(cli_env, "users", "revoke", "nobody")
     assert unknown.returncode == 2 and "no user 'nobody'" in unknown.stderr
+    # The rule the admin console follows holds here too: the last admin stays one.
+    assert _enclave(cli_env, "users", "add", "root", "--role", "admin").returncode == 0
+    for args in (["revoke", "root"], ["add", "root", "--role", "employee"]):
+        last = _enclave(cli_env, "users", *args)
+        assert last.returncode == 2 and "root is the last admin" in last.stderr, args

@@ -561,6 +561,72 @@ def test_each_role_sees_its_name_and_only_the_tabs_it_may_open(page: Any, api: A
 
 
 @needs_chromium
+def test_admin_issues_a_key_that_works_and_changes_a_users_groups(page: Any, api: Api,
+                                                                 keys: dict[str, str]) -> None:
+    """The People section: every change asks first; the key is shown once and works for the
+    API; a refused change shows the server's message and the page stays usable."""
+    from playwright.sync_api import expect
+
+    from core.audit import Filters
+
+    replies: list[str] = []  # what the next prompts are answered with
+    asked: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept(replies.pop(0)) if dialog.type == "prompt" else dialog.accept()
+
+    page.on("dialog", answer)
+    sign_in(page, api, keys["admin"])
+    page.get_by_role("tab", name="Admin").click()
+    people = page.get_by_role("region", name="People")
+    people.get_by_label("User id").fill("nadia")
+    people.get_by_label("Groups (comma-separated)").fill("finance")
+    people.get_by_label("auditor").check()
+    people.get_by_role("button", name="Issue key").click()
+    shown = people.locator("#issued-value")
+    expect(shown).to_have_text(re.compile(r"^enc_\S{40,}$"))
+    assert asked[-1].startswith("Issue a new API key for nadia (groups: finance; roles: auditor)")
+    key = shown.text_content() or ""
+
+    def me() -> httpx.Response:
+        return httpx.get(f"{api.base}/v1/me", timeout=30, headers={"Authorization": f"Bearer {key}"})
+
+    assert me().json() == {"user_id": "nadia", "groups": ["finance"], "roles": ["auditor"],
+                           "pages": ["chat", "audit"]}
+    assert_all_named(page)
+    shot(page, "web-admin-people")
+    people.get_by_role("button", name="Done, hide the key").click()
+    expect(people.locator("#issued-key")).to_be_hidden()
+    expect(page.get_by_text(key)).to_have_count(0)  # shown once: gone from the page
+
+    row = people.locator("tr[data-user='nadia']")
+    expect(row).to_contain_text(key[:10])
+    replies.append("finance, legal")
+    row.get_by_role("button", name="Change groups of nadia").click()
+    expect(row.locator("td").nth(1)).to_have_text("finance, legal")
+    assert me().json()["groups"] == ["finance", "legal"]
+
+    # Refused by the server: its message shows, nothing changed, the page goes on working.
+    replies.append("auditor, owner")
+    row.get_by_role("button", name="Change roles of nadia").click()
+    expect(people.get_by_role("alert")).to_contain_text("unknown role(s) owner")
+    expect(row.locator("td").nth(2)).to_have_text("auditor")
+
+    row.get_by_role("button", name=re.compile(r"^Revoke key enc_\S+ of nadia$")).click()
+    expect(row.locator("td").nth(3)).to_have_text("none")
+    assert me().status_code == 401
+    mine = [(r.kind, r.body.get("user")) for r in reversed(api.container.audit.records(
+        Filters(user="root-admin"), 50)) if r.kind.startswith("user.")]
+    assert mine[-3:] == [("user.key_issued", "nadia"), ("user.changed", "nadia"),
+                         ("user.key_revoked", "nadia")]
+    refused = [e for e in page.console_errors if "status of 400" in e]
+    assert len(refused) == 1  # the unknown role's, which the browser logs; nothing else
+    page.console_errors[:] = [e for e in page.console_errors if e not in refused]
+    no_unexpected_errors(page)
+
+
+@needs_chromium
 def test_stream_parsing_hostile_text_and_unsupported_citations(
         page: Any, api: Api, keys: dict[str, str]) -> None:
     """A scripted stream (CRLF-separated, as sse-starlette sends): a verified sentence, then an
