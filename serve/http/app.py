@@ -20,6 +20,7 @@ from serve.http.routes import (
     api_docs,
     audit,
     chat,
+    console,
     evaluation,
     metrics,
     openai_compat,
@@ -48,6 +49,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(people.router)
     app.include_router(people.admin_router)
+    app.include_router(console.router)
     app.include_router(answers.router)
     app.include_router(openai_compat.router)
     app.include_router(admin.router)

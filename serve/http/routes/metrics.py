@@ -46,13 +46,13 @@ class BacklogCollector(Collector):
                 "enclave_queue_depth", "Messages waiting in the broker's queue.", labels=["queue"])
             queue = c.settings.jobs.queue
             try:
-                depth.add_metric([queue], _queue_depth(c.settings.jobs.broker_url, queue))
+                depth.add_metric([queue], queue_depth(c.settings.jobs.broker_url, queue))
             except Exception:
                 log.warning("metrics: the broker is unavailable", exc_info=True)
             yield depth
 
 
-def _queue_depth(broker_url: str, queue: str) -> int:
+def queue_depth(broker_url: str, queue: str) -> int:
     from kombu import Connection
 
     with Connection(broker_url, connect_timeout=_TIMEOUT_S) as conn:

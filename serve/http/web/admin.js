@@ -1,10 +1,11 @@
 // Admin: ingestion jobs with progress, per-file items and errors; submit, cancel, retry.
-// Sources (sources.js), people (people.js) and evaluation (evaluation.js) have modules of
-// their own.
+// Health (health.js), sources (sources.js), people (people.js) and evaluation
+// (evaluation.js) have modules of their own.
 
 import { call, query } from "./api.js";
 import { $, clear, h, short, status, when } from "./dom.js";
 import { initEvaluation, refreshEvaluation, resetEvaluation } from "./evaluation.js";
+import { resetHealth, startHealth, stopHealth } from "./health.js";
 import { initPeople, refreshPeople, resetPeople } from "./people.js";
 import { refreshSources, resetSources } from "./sources.js";
 
@@ -28,6 +29,7 @@ export function initAdmin(onError) {
 
 export async function showAdmin() {
   active = true;
+  await startHealth();
   await refresh();
   await refreshPeople();  // not polled: an admin's prompt would lose its row
   await refreshEvaluation();  // not polled with the jobs: it would clear the selection
@@ -35,6 +37,7 @@ export async function showAdmin() {
 
 export function hideAdmin() {
   active = false;
+  stopHealth();
   clearTimeout(timer);
   timer = null;
 }
@@ -153,6 +156,7 @@ export function resetAdmin() {
   clear($("jobs-table").tBodies[0]);
   resetSources();
   resetPeople();
+  resetHealth();
   resetEvaluation();
   clear($("job-detail-body"));
   $("job-detail").hidden = true;

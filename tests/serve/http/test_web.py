@@ -627,6 +627,34 @@ def test_admin_issues_a_key_that_works_and_changes_a_users_groups(page: Any, api
 
 
 @needs_chromium
+def test_the_health_view_shows_the_service_and_follows_it(page: Any, api: Api,
+                                                          keys: dict[str, str],
+                                                          tmp_path: Path) -> None:
+    """The checks and counts as GET /v1/admin/health gives them, refreshed while open: a
+    document ingested meanwhile shows up without a click."""
+    from playwright.sync_api import expect
+
+    sign_in(page, api, keys["admin"])
+    page.get_by_role("tab", name="Admin").click()
+    health = page.get_by_role("region", name=re.compile("^Health"))
+    expect(health.locator("#health-state")).to_have_text("Ready")
+    expected = api.http.get("/v1/admin/health").json()
+    for name in ("database", "store", "model"):
+        expect(health.locator("#health-checks dt", has_text=name)).to_have_count(1)
+    documents = health.locator("#health-counts dd").first
+    expect(documents).to_have_text(str(expected["counts"]["documents"]))
+    expect(health.locator("#health-models")).to_contain_text(expected["models"]["embedder"])
+    assert_all_named(page)
+    shot(page, "web-admin-health")
+
+    note = tmp_path / "kestrel.txt"
+    note.write_text("Kestrels nest on the north tower from April.\n", "utf-8")
+    assert not api.container.ingestor.ingest([note]).failed
+    expect(documents).to_have_text(str(expected["counts"]["documents"] + 1), timeout=20_000)
+    no_unexpected_errors(page)
+
+
+@needs_chromium
 def test_stream_parsing_hostile_text_and_unsupported_citations(
         page: Any, api: Api, keys: dict[str, str]) -> None:
     """A scripted stream (CRLF-separated, as sse-starlette sends): a verified sentence, then an

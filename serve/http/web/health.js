@@ -1,0 +1,88 @@
+// Admin: the service's health (GET /v1/admin/health): readiness checks, counts, disk used
+// and models. Refreshed every few seconds while the Admin page is open.
+
+import { call } from "./api.js";
+import { $, clear, h, when } from "./dom.js";
+
+const EVERY_MS = 5000;
+let timer = null;
+let on = false;
+
+function size(bytes) {
+  if (bytes === null || bytes === undefined) return "n/a";
+  for (const [unit, scale] of [["GB", 2 ** 30], ["MB", 2 ** 20], ["KB", 2 ** 10]]) {
+    if (bytes >= scale) return `${(bytes / scale).toFixed(1)} ${unit}`;
+  }
+  return `${bytes} B`;
+}
+
+function figure(value) {
+  return value === null || value === undefined ? "n/a" : String(value);
+}
+
+function pairs(list, rows) {
+  clear(list);
+  for (const [name, value, bad] of rows) {
+    list.append(h("dt", { text: name }), h("dd", { class: bad ? "bad" : "", text: value }));
+  }
+}
+
+function render(health) {
+  $("health-state").textContent = health.ready ? "Ready" : "Not ready";
+  $("health-state").className = health.ready ? "state ok" : "state bad";
+  pairs($("health-checks"), Object.entries(health.checks).map(([k, v]) => [k, v, v !== "ok"]));
+  const c = health.counts;
+  pairs($("health-counts"), [
+    ["documents", figure(c.documents)],
+    ["chunks", `${figure(c.chunks)} (in the store: ${figure(c.stored_chunks)})`,
+      c.chunks !== c.stored_chunks],
+    ["failed documents", figure(c.failed_documents), c.failed_documents > 0],
+    ["failed job items", figure(c.failed_items), c.failed_items > 0],
+    ["open job items", figure(c.open_items)],
+    ["queue depth", figure(c.queue_depth)],
+  ]);
+  pairs($("health-disk"), Object.entries(health.disk_bytes).map(([k, v]) => [k, size(v)]));
+  pairs($("health-models"), Object.entries(health.models));
+  const notes = clear($("health-notes"));
+  for (const line of health.disagreements) notes.append(h("li", { text: `Disagreement: ${line}` }));
+  for (const [name, why] of Object.entries(health.problems)) notes.append(h("li", { text: `${name}: ${why}` }));
+  $("health-checked").textContent = `Checked ${when(health.checked_at)}`;
+}
+
+// Shows the health now and again every few seconds, until stopHealth().
+export async function startHealth() {
+  on = true;
+  await tick();
+}
+
+async function tick() {
+  clearTimeout(timer);
+  try {
+    render(await call("/v1/admin/health"));
+    $("health-error").textContent = "";
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) {
+      on = false;
+      throw error;
+    }
+    $("health-error").textContent = `The health check failed: ${error.message}`;
+  }
+  // A reply that arrives after the page was left does not start the clock again.
+  if (on) timer = setTimeout(() => tick().catch(() => {}), EVERY_MS);
+}
+
+export function stopHealth() {
+  on = false;
+  clearTimeout(timer);
+  timer = null;
+}
+
+export function resetHealth() {
+  stopHealth();
+  for (const id of ["health-checks", "health-counts", "health-disk", "health-models", "health-notes"]) {
+    clear($(id));
+  }
+  $("health-state").textContent = "";
+  $("health-checked").textContent = "";
+  $("health-error").textContent = "";
+}
