@@ -1,6 +1,6 @@
 // Admin: ingestion jobs with progress, per-file items and errors; submit, cancel, retry.
-// Health (health.js), sources (sources.js), people (people.js) and evaluation
-// (evaluation.js) have modules of their own.
+// Health (health.js), uploads (uploads.js), sources (sources.js), people (people.js) and
+// evaluation (evaluation.js) have modules of their own.
 
 import { call, query } from "./api.js";
 import { $, clear, h, short, status, when } from "./dom.js";
@@ -8,6 +8,7 @@ import { initEvaluation, refreshEvaluation, resetEvaluation } from "./evaluation
 import { resetHealth, startHealth, stopHealth } from "./health.js";
 import { initPeople, refreshPeople, resetPeople } from "./people.js";
 import { refreshSources, resetSources } from "./sources.js";
+import { initUploads, resetUploads } from "./uploads.js";
 
 let openJob = null;
 let timer = null;
@@ -25,6 +26,10 @@ export function initAdmin(onError) {
   $("job-retry").addEventListener("click", () => act("retry").catch(onError));
   initEvaluation(onError);
   initPeople(onError);
+  initUploads((id) => {
+    openJob = id;
+    refresh().catch(onError);
+  });
 }
 
 export async function showAdmin() {
@@ -157,6 +162,7 @@ export function resetAdmin() {
   resetSources();
   resetPeople();
   resetHealth();
+  resetUploads();
   resetEvaluation();
   clear($("job-detail-body"));
   $("job-detail").hidden = true;

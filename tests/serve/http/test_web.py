@@ -655,6 +655,58 @@ def test_the_health_view_shows_the_service_and_follows_it(page: Any, api: Api,
 
 
 @needs_chromium
+def test_admin_uploads_three_files_and_sees_each_ones_outcome(page: Any, api: Api,
+                                                              keys: dict[str, str],
+                                                              tmp_path: Path) -> None:
+    """Files chosen on this computer go through the upload route into a job; the job shows
+    each file's outcome, the corrupt one's reason included; a finance employee then finds
+    the uploaded text."""
+    from playwright.sync_api import expect
+
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "heron.md").write_text("# Herons\n\nGrey herons fish the mill pond at dawn.\n")
+    (laptop / "otter.txt").write_text("Otters were seen under the east bridge in May.\n")
+    (laptop / "torn.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntorn")
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, api, keys["admin"])
+    page.get_by_role("tab", name="Admin").click()
+    uploads = page.get_by_role("region", name="Upload files")
+    listed = uploads.get_by_role("list", name="Files to upload").get_by_role("listitem")
+    # A drop on the zone adds what was dropped; Clear empties the list again.
+    dropped = page.evaluate_handle(
+        "() => { const t = new DataTransfer(); "
+        "t.items.add(new File(['x'], 'dropped.txt', {type: 'text/plain'})); return t; }")
+    page.locator("#upload-zone").dispatch_event("drop", {"dataTransfer": dropped})
+    expect(listed).to_have_text(["dropped.txt (1 B)"])
+    uploads.get_by_role("button", name="Clear the list").click()
+    expect(listed).to_have_count(0)
+    uploads.get_by_label("Files", exact=True).set_input_files([str(p) for p in sorted(laptop.iterdir())])
+    expect(listed).to_have_count(3)
+    uploads.get_by_label("Groups (comma-separated; empty: public)").fill("finance")
+    uploads.get_by_role("button", name="Upload 3 files").click()
+
+    detail = page.get_by_role("region", name=re.compile("^Job "))
+    expect(detail.get_by_role("heading", name=re.compile(r"^Job \w+: done$"))).to_be_visible(
+        timeout=120_000)
+    rows = detail.locator("tr.item")
+    expect(rows).to_have_count(3)
+    expect(detail.locator("tr.item.done")).to_have_count(2)
+    failed = detail.locator("tr.item.failed")
+    expect(failed).to_have_count(1)
+    expect(failed.locator(".clip")).to_have_text(re.compile(r"torn\.pdf$"))
+    expect(failed.locator(".item-error")).to_have_text(re.compile(r"^corrupt: "))
+    expect(listed).to_have_count(0)
+    shot(page, "web-admin-upload")
+    no_unexpected_errors(page)
+
+    finance = api.container.users.add("fiona", ("finance",), ("employee",))
+    found = httpx.post(f"{api.base}/v1/chat", json={"question": "Where do grey herons fish?"},
+                       timeout=120, headers={"Authorization": f"Bearer {finance}"}).json()
+    assert any(c["source"].endswith("heron.md") for c in found["citations"]), found
+
+
+@needs_chromium
 def test_stream_parsing_hostile_text_and_unsupported_citations(
         page: Any, api: Api, keys: dict[str, str]) -> None:
     """A scripted stream (CRLF-separated, as sse-starlette sends): a verified sentence, then an
