@@ -212,12 +212,12 @@ class JobBook:
             query = query.where(ItemRow.status == status)
         query = query.order_by(ItemRow.item_id).limit(limit).offset(offset)
         with self.db.session() as s:
-            return [_item(r) for r in s.scalars(query)]
+            return [item_of(r) for r in s.scalars(query)]
 
     def item(self, item_id: int) -> Item | None:
         with self.db.session() as s:
             row = s.get(ItemRow, item_id)
-            return _item(row) if row else None
+            return item_of(row) if row else None
 
     def set_planned(self, job_id: str, error: str | None = None) -> None:
         with self.db.session() as s:
@@ -391,7 +391,7 @@ class JobBook:
             if not _count(result):
                 return None
             row = s.get(ItemRow, item_id)
-            return _item(row) if row else None
+            return item_of(row) if row else None
 
     def beat(self, item_id: int) -> None:
         with self.db.session() as s:
@@ -550,7 +550,7 @@ def _job(row: JobRow, counts: dict[str, int]) -> Job:
     )
 
 
-def _item(row: ItemRow) -> Item:
+def item_of(row: ItemRow) -> Item:
     return Item(
         item_id=row.item_id, job_id=row.job_id, source=row.source, doc_id=row.doc_id,
         status=row.status, reason=row.reason, attempts=row.attempts, worker=row.worker,

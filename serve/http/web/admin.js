@@ -1,10 +1,10 @@
 // Admin: ingestion jobs with progress, per-file items and errors; submit, cancel, retry.
-// Health (health.js), uploads (uploads.js), sources (sources.js), people (people.js) and
-// evaluation (evaluation.js) have modules of their own.
+// Health, uploads, documents, sources, people and evaluation have modules of their own.
 
 import { call, query } from "./api.js";
 import { $, clear, h, short, status, when } from "./dom.js";
 import { initEvaluation, refreshEvaluation, resetEvaluation } from "./evaluation.js";
+import { initDocuments, refreshDocuments, resetDocuments } from "./documents.js";
 import { resetHealth, startHealth, stopHealth } from "./health.js";
 import { initPeople, refreshPeople, resetPeople } from "./people.js";
 import { refreshSources, resetSources } from "./sources.js";
@@ -26,6 +26,7 @@ export function initAdmin(onError) {
   $("job-retry").addEventListener("click", () => act("retry").catch(onError));
   initEvaluation(onError);
   initPeople(onError);
+  initDocuments(onError);
   initUploads((id) => {
     openJob = id;
     refresh().catch(onError);
@@ -36,6 +37,7 @@ export async function showAdmin() {
   active = true;
   await startHealth();
   await refresh();
+  await refreshDocuments();  // not polled either
   await refreshPeople();  // not polled: an admin's prompt would lose its row
   await refreshEvaluation();  // not polled with the jobs: it would clear the selection
 }
@@ -163,6 +165,7 @@ export function resetAdmin() {
   resetPeople();
   resetHealth();
   resetUploads();
+  resetDocuments();
   resetEvaluation();
   clear($("job-detail-body"));
   $("job-detail").hidden = true;

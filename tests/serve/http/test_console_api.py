@@ -53,3 +53,85 @@ def test_health_names_a_broker_that_is_down(api_factory: Callable[..., Api]) -> 
     assert health["checks"]["database"] == "ok"
     assert health["counts"]["queue_depth"] is None
     assert health["problems"]["broker"].startswith("unavailable: ")
+
+
+def test_documents_filter_page_and_detail(api_factory: Callable[..., Api],
+                                          samples: dict[str, Path]) -> None:
+    api = api_factory(answer={"mode": "extractive"})
+    c = api.container
+    assert not c.ingestor.ingest([samples["public"]]).failed
+    assert not c.ingestor.ingest([samples["finance"]], ["finance"]).failed
+    every = api.http.get("/v1/admin/documents", params={"limit": 500}).json()
+    total = every["total"]
+    assert total == len(every["documents"]) == len(c.registry.documents()) > 2
+    finance = api.http.get("/v1/admin/documents", params={"group": "finance"}).json()
+    assert finance["total"] >= 1
+    assert all(d["groups"] == ["finance"] for d in finance["documents"])
+    pdfs = api.http.get("/v1/admin/documents", params={"type": "pdf"}).json()["documents"]
+    assert pdfs and all(d["source"].endswith(".pdf") for d in pdfs)
+    first = api.http.get("/v1/admin/documents", params={"limit": 2}).json()
+    second = api.http.get("/v1/admin/documents", params={"limit": 2, "offset": 2}).json()
+    assert first["total"] == total and len(first["documents"]) == 2
+    assert not {d["doc_id"] for d in first["documents"]} & {d["doc_id"] for d in second["documents"]}
+    assert api.http.get("/v1/admin/documents", params={"status": "failed"}).json()["total"] == 0
+    assert api.http.get("/v1/admin/documents", params={"text": "expense"}).json()["total"] >= 1
+    future = api.http.get("/v1/admin/documents", params={"since": "2999-01-01T00:00:00Z"}).json()
+    assert future["total"] == 0
+
+    doc = finance["documents"][0]
+    shown = api.http.get(f"/v1/admin/documents/{doc['doc_id']}").json()
+    assert shown["stored_chunks"] == shown["chunks"] == doc["chunks"] > 0
+    assert [v["status"] for v in shown["versions"]] == ["active"]
+    assert shown["last_job"] is None  # ingested by the CLI's path, not by a job
+
+    for bad in ({"status": "gone"}, {"limit": 0}, {"since": "yesterday"}):
+        reply = api.http.get("/v1/admin/documents", params=bad)
+        assert reply.status_code in (400, 422), (bad, reply.text)
+    assert api.http.get("/v1/admin/documents/no-such-doc").status_code == 404
+
+
+def test_concurrent_group_changes_end_in_one_state_both_recorded(
+        api_factory: Callable[..., Api], samples: dict[str, Path]) -> None:
+    """Two admins set a document's groups at once: the registry and every chunk in the
+    store agree afterwards, on the last change, and both changes are in the trail."""
+    import threading
+
+    from core.audit import Filters
+
+    api = api_factory(answer={"mode": "extractive"})
+    c = api.container
+    report = c.ingestor.ingest([samples["finance"]], ["finance"])
+    doc_id = report.files[0].doc_id
+    second = bearer_client(api, c.users.add("ada", (), ("admin",)))
+    start = threading.Barrier(2)
+    replies: dict[str, int] = {}
+
+    def change(name: str, http: object, groups: list[str]) -> None:
+        start.wait()
+        reply = http.patch(f"/v1/admin/documents/{doc_id}/groups",  # type: ignore[attr-defined]
+                           json={"groups": groups})
+        replies[name] = reply.status_code
+
+    threads = [threading.Thread(target=change, args=("root", api.http, ["legal"])),
+               threading.Thread(target=change, args=("ada", second, ["hr", "legal"]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert replies == {"root": 200, "ada": 200}
+    records = list(reversed(c.audit.records(Filters(kind="document.groups_changed"), 10)))
+    assert len(records) == 2
+    last = records[-1].body["groups"]
+    assert records[0].body["groups_before"] == ["finance"]
+    assert records[1].body["groups_before"] == records[0].body["groups"]  # one after the other
+    info = c.registry.get(doc_id)
+    assert info is not None and list(info.groups) == last
+    shown = api.http.get(f"/v1/admin/documents/{doc_id}").json()
+    assert shown["groups"] == last and shown["stored_chunks"] == shown["chunks"]
+    # The store's chunks carry the same groups: searches follow the registry.
+    question = "What is the hotel limit per night?"
+    for groups, finds in [(("finance",), False), ((last[0],), True)]:
+        http = bearer_client(api, c.users.add(f"reader-{groups[0]}", groups, ("employee",)))
+        cited = {x["doc_id"] for x in http.post("/v1/chat", json={"question": question})
+                 .json()["citations"]}
+        assert (doc_id in cited) == finds, (groups, cited)

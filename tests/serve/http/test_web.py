@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from core.audit import Filters
 from core.container import Container
 from core.ports import Embedder
 from core.settings import Settings
@@ -704,6 +705,66 @@ def test_admin_uploads_three_files_and_sees_each_ones_outcome(page: Any, api: Ap
     found = httpx.post(f"{api.base}/v1/chat", json={"question": "Where do grey herons fish?"},
                        timeout=120, headers={"Authorization": f"Bearer {finance}"}).json()
     assert any(c["source"].endswith("heron.md") for c in found["citations"]), found
+
+
+@needs_chromium
+def test_admin_changes_a_documents_groups_and_searches_follow(page: Any, api: Api,
+                                                              keys: dict[str, str],
+                                                              tmp_path: Path) -> None:
+    """Documents: find one, open it, change its groups (an employee of the new group then
+    finds it, one of the old no longer does), and delete another after confirming."""
+    from playwright.sync_api import expect
+
+    question = "What is the hotel limit per night?"
+    gus = api.container.users.add("gus", ("ops",), ("employee",))
+    fay = api.container.users.add("fay", ("finance",), ("employee",))
+
+    def cites_policy(key: str) -> bool:
+        reply = httpx.post(f"{api.base}/v1/chat", json={"question": question}, timeout=120,
+                           headers={"Authorization": f"Bearer {key}"}).json()
+        return any(c["source"].endswith("expense-policy.pdf") for c in reply["citations"])
+
+    assert not cites_policy(gus) and cites_policy(fay)
+    replies = ["ops"]
+    page.on("dialog", lambda d: d.accept(replies.pop(0)) if d.type == "prompt" else d.accept())
+    sign_in(page, api, keys["admin"])
+    page.get_by_role("tab", name="Admin").click()
+    documents = page.get_by_role("region", name="Documents")
+    documents.get_by_label("Text").fill("expense")
+    documents.get_by_label("Type").fill("pdf")
+    documents.get_by_role("button", name="Find documents").click()
+    row = documents.locator("tr.document")
+    expect(row).to_have_count(1)
+    expect(row.locator(".doc-groups")).to_have_text("finance")
+    row.get_by_role("button", name=re.compile("^Open document ")).click()
+    detail = documents.get_by_role("region", name=re.compile("^Document "))
+    expect(detail).to_contain_text("Versions, newest first")
+    detail.get_by_role("button", name="Change groups…").click()
+    expect(row.locator(".doc-groups")).to_have_text("ops")
+    expect(detail.locator("dl")).to_contain_text("ops")
+    assert_all_named(page)
+    shot(page, "web-admin-documents")
+    try:
+        assert cites_policy(gus) and not cites_policy(fay)
+    finally:
+        api.http.patch(f"/v1/admin/documents/{row.get_attribute('data-doc')}/groups",
+                       json={"groups": ["finance"]})
+    assert cites_policy(fay)
+
+    note = tmp_path / "scratch-note.txt"
+    note.write_text("A scratch note about the plover survey.\n", "utf-8")
+    assert not api.container.ingestor.ingest([note]).failed
+    documents.get_by_label("Text").fill("scratch-note")
+    documents.get_by_label("Type").fill("")
+    documents.get_by_role("button", name="Find documents").click()
+    expect(row).to_have_count(1)
+    row.get_by_role("button", name=re.compile("^Open document ")).click()
+    detail.get_by_role("button", name="Delete…").click()
+    expect(documents.get_by_text("No documents match.")).to_be_visible()
+    assert api.container.registry.find_by_source(str(note.resolve())) is None
+    kinds = [r.kind for r in api.container.audit.records(Filters(user="root-admin"), 20)]
+    assert "document.groups_changed" in kinds and "document.deleted" in kinds
+    no_unexpected_errors(page)
 
 
 @needs_chromium

@@ -1,0 +1,108 @@
+"""The admin console's documents: the registry's documents filtered, paged and shown with
+what an admin needs to judge one (versions, the job that last wrote it, its chunks in the
+store)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import PurePath
+
+from core.container import Container
+from core.documents_admin import last_item, versions
+from core.errors import InputError, NotFound
+from core.registry import DocumentInfo
+from serve.http.console_schemas import (
+    DOCUMENT_STATUSES,
+    DocumentDetailOut,
+    DocumentPage,
+    DocumentRowOut,
+    LastJobOut,
+    VersionOut,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFilters:
+    text: str | None = None  # in the source, display name or title
+    group: str | None = None
+    status: str | None = None  # one of DOCUMENT_STATUSES
+    type: str | None = None  # an extension: pdf, docx
+    since: datetime | None = None  # last changed at or after
+    until: datetime | None = None  # last changed before
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.status not in DOCUMENT_STATUSES:
+            raise InputError(f"unknown status {self.status!r}: use {', '.join(DOCUMENT_STATUSES)}")
+
+    def keep(self, d: DocumentInfo, min_confidence: float) -> bool:
+        if self.text and self.text.lower() not in f"{d.source}\n{d.display_name}\n{d.title}".lower():
+            return False
+        if self.group and self.group not in d.groups:
+            return False
+        if self.type and _type(d) != self.type.lower().lstrip("."):
+            return False
+        changed = _utc(d.updated_at)
+        if self.since and changed < _utc(self.since):
+            return False
+        if self.until and changed >= _utc(self.until):
+            return False
+        match self.status:
+            case "active":
+                return d.active_version is not None
+            case "failed":
+                return d.last_status == "failed"
+            case "low_confidence":
+                return bool(d.active_version and d.low_confidence(min_confidence))
+        return True
+
+
+def page(c: Container, filters: DocumentFilters, limit: int, offset: int) -> DocumentPage:
+    """Newest change first. The registry is read whole and filtered here (one query per
+    document, as `enclave status` reads it): to be moved into SQL for large registries."""
+    minimum = c.settings.ocr.min_confidence
+    found = [d for d in c.registry.documents() if filters.keep(d, minimum)]
+    found.sort(key=lambda d: (_utc(d.updated_at), d.doc_id), reverse=True)
+    return DocumentPage(documents=[_row(d, minimum) for d in found[offset:offset + limit]],
+                        total=len(found), limit=limit, offset=offset)
+
+
+def detail(c: Container, doc_id: str) -> DocumentDetailOut:
+    info = c.registry.get(doc_id)
+    if info is None:
+        raise NotFound(f"no document {doc_id}")
+    with c.store.session():
+        stored = c.store.count(doc_id)
+    item = last_item(c.database, doc_id)
+    return DocumentDetailOut(
+        **_row(info, c.settings.ocr.min_confidence).model_dump(),
+        versions=[VersionOut(version=v.version, status=v.status, chunks=v.chunk_count,
+                             pages=v.page_count, error=v.error, embedder=v.embedder,
+                             created_at=v.created_at, activated_at=v.activated_at)
+                  for v in versions(c.database, doc_id)],
+        stored_chunks=stored,
+        last_job=LastJobOut(job_id=item.job_id, item_id=item.item_id, status=item.status,
+                            reason=item.reason, finished_at=item.finished_at) if item else None,
+        ocr_pages=[p.as_json() for p in info.ocr_pages],
+    )
+
+
+def _row(d: DocumentInfo, min_confidence: float) -> DocumentRowOut:
+    return DocumentRowOut(
+        doc_id=d.doc_id, source=d.source, display_name=d.display_name, title=d.title,
+        type=_type(d), groups=list(d.groups), active=d.active_version is not None,
+        failed=d.last_status == "failed",
+        low_confidence_pages=len(d.low_confidence(min_confidence)) if d.active_version else 0,
+        chunks=d.chunk_count, pages=d.page_count, last_error=d.last_error,
+        embedder=d.embedder, updated_at=d.updated_at)
+
+
+def _type(d: DocumentInfo) -> str:
+    # An archive member's source is "<archive>!/<member>": the member's extension.
+    return PurePath(d.source.rsplit("!/", 1)[-1]).suffix.lower().lstrip(".")
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite gives back the times it stored in UTC without their zone; a filter given
+    without one is taken as UTC too."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
