@@ -89,6 +89,9 @@ function schedule(running) {
 async function submit() {
   const paths = $("job-paths").value.split("\n").map((s) => s.trim()).filter(Boolean);
   const groups = $("job-groups").value.split(",").map((s) => s.trim()).filter(Boolean);
+  const where = groups.length ? `readable by ${groups.join(", ")}` : "public (readable by everyone)";
+  const count = `${paths.length} path${paths.length === 1 ? "" : "s"}`;
+  if (!window.confirm(`Ingest ${count} (${paths.join(", ")}), ${where}?`)) return;
   const job = await call("/v1/admin/jobs", { method: "POST", body: { paths, groups } });
   status(`Job ${short(job.job_id)} submitted (${job.status}).`);
   openJob = job.job_id;
@@ -97,6 +100,9 @@ async function submit() {
 
 async function act(what) {
   if (!openJob) return;
+  const asking = what === "cancel" ? `Cancel job ${short(openJob)}? What has not started will not run.`
+    : `Run the failed items of job ${short(openJob)} again?`;
+  if (!window.confirm(asking)) return;
   const job = await call(`/v1/admin/jobs/${encodeURIComponent(openJob)}/${what}`, { method: "POST" });
   status(`Job ${short(job.job_id)}: ${what === "cancel" ? "cancelled" : "retrying failed items"} (${job.status}).`);
   await refresh();

@@ -447,6 +447,13 @@ def test_admin_submits_a_folder_and_sees_the_job_finish(page: Any, api: Api, sha
                                                         keys: dict[str, str]) -> None:
     from playwright.sync_api import expect
 
+    asked: list[str] = []
+
+    def confirm(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", confirm)
     sign_in(page, api, keys["admin"])
     page.get_by_role("tab", name="Admin").click()
     page.get_by_label("Folders or files on the server (one per line)").fill(str(share))
@@ -466,6 +473,7 @@ def test_admin_submits_a_folder_and_sees_the_job_finish(page: Any, api: Api, sha
         .to_have_text("done (with errors)")
     expect(page.get_by_role("button", name="Retry failed items")).to_be_enabled()
     expect(page.get_by_role("button", name="Cancel job")).to_be_disabled()
+    assert asked == [f"Ingest 1 path ({share}), readable by ops?"]
     shot(page, "web-admin-job")
     assert_all_named(page)
     no_unexpected_errors(page)
@@ -684,7 +692,7 @@ def test_admin_uploads_three_files_and_sees_each_ones_outcome(page: Any, api: Ap
     expect(listed).to_have_count(0)
     uploads.get_by_label("Files", exact=True).set_input_files([str(p) for p in sorted(laptop.iterdir())])
     expect(listed).to_have_count(3)
-    uploads.get_by_label("Groups (comma-separated; empty: public)").fill("finance")
+    uploads.get_by_label("Groups of the uploaded files (comma-separated; empty: public)").fill("finance")
     uploads.get_by_role("button", name="Upload 3 files").click()
 
     detail = page.get_by_role("region", name=re.compile("^Job "))
