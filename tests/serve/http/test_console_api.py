@@ -88,6 +88,18 @@ def test_documents_filter_page_and_detail(api_factory: Callable[..., Api],
         reply = api.http.get("/v1/admin/documents", params=bad)
         assert reply.status_code in (400, 422), (bad, reply.text)
     assert api.http.get("/v1/admin/documents/no-such-doc").status_code == 404
+    # A change of groups that cannot be made changes nothing and says why (4xx, no 500).
+    target = f"/v1/admin/documents/{doc['doc_id']}/groups"
+    for body, code in [({"groups": ["a\nb"]}, 400), ({"groups": ["x" * 5000]}, 400),
+                       ({"groups": "finance"}, 422), ({"groups": [], "extra": 1}, 422), ({}, 422)]:
+        reply = api.http.patch(target, json=body)
+        assert reply.status_code == code and reply.json()["detail"], (body, reply.text)
+    assert api.http.patch("/v1/admin/documents/no-such-doc/groups",
+                          json={"groups": []}).status_code == 404
+    assert api.http.get(f"/v1/admin/documents/{doc['doc_id']}").json()["groups"] == ["finance"]
+    employee = bearer_client(api, c.users.add("emma", (), ("employee",)))
+    assert employee.patch(target, json={"groups": []}).status_code == 403
+    assert employee.get("/v1/admin/documents").status_code == 403
 
 
 def test_concurrent_group_changes_end_in_one_state_both_recorded(
