@@ -44,6 +44,8 @@ class DocumentRowOut(BaseModel):
     failed: bool = Field(description="Its last ingest failed (an older version may still serve).")
     low_confidence_pages: int = Field(description="Pages OCR read with too little confidence.")
     chunks: int
+    stored_chunks: int = Field(description="Chunks the store holds for it: a difference from "
+                                           "chunks is a disagreement (ingest it again).")
     pages: int | None
     last_error: str | None
     embedder: str | None
@@ -78,7 +80,6 @@ class LastJobOut(BaseModel):
 
 class DocumentDetailOut(DocumentRowOut):
     versions: list[VersionOut]
-    stored_chunks: int = Field(description="Chunks the store holds for it.")
     last_job: LastJobOut | None
     ocr_pages: list[dict[str, Any]]
 

@@ -63,8 +63,11 @@ def page(c: Container, filters: DocumentFilters, limit: int, offset: int) -> Doc
     minimum = c.settings.ocr.min_confidence
     found = [d for d in c.registry.documents() if filters.keep(d, minimum)]
     found.sort(key=lambda d: (_utc(d.updated_at), d.doc_id), reverse=True)
-    return DocumentPage(documents=[_row(d, minimum) for d in found[offset:offset + limit]],
-                        total=len(found), limit=limit, offset=offset)
+    with c.store.session():
+        stored = c.store.doc_counts()
+    return DocumentPage(
+        documents=[_row(d, minimum, stored.get(d.doc_id, 0)) for d in found[offset:offset + limit]],
+        total=len(found), limit=limit, offset=offset)
 
 
 def detail(c: Container, doc_id: str) -> DocumentDetailOut:
@@ -75,25 +78,24 @@ def detail(c: Container, doc_id: str) -> DocumentDetailOut:
         stored = c.store.count(doc_id)
     item = last_item(c.database, doc_id)
     return DocumentDetailOut(
-        **_row(info, c.settings.ocr.min_confidence).model_dump(),
+        **_row(info, c.settings.ocr.min_confidence, stored).model_dump(),
         versions=[VersionOut(version=v.version, status=v.status, chunks=v.chunk_count,
                              pages=v.page_count, error=v.error, embedder=v.embedder,
                              created_at=v.created_at, activated_at=v.activated_at)
                   for v in versions(c.database, doc_id)],
-        stored_chunks=stored,
         last_job=LastJobOut(job_id=item.job_id, item_id=item.item_id, status=item.status,
                             reason=item.reason, finished_at=item.finished_at) if item else None,
         ocr_pages=[p.as_json() for p in info.ocr_pages],
     )
 
 
-def _row(d: DocumentInfo, min_confidence: float) -> DocumentRowOut:
+def _row(d: DocumentInfo, min_confidence: float, stored: int) -> DocumentRowOut:
     return DocumentRowOut(
         doc_id=d.doc_id, source=d.source, display_name=d.display_name, title=d.title,
         type=_type(d), groups=list(d.groups), active=d.active_version is not None,
         failed=d.last_status == "failed",
         low_confidence_pages=len(d.low_confidence(min_confidence)) if d.active_version else 0,
-        chunks=d.chunk_count, pages=d.page_count, last_error=d.last_error,
+        chunks=d.chunk_count, stored_chunks=stored, pages=d.page_count, last_error=d.last_error,
         embedder=d.embedder, updated_at=d.updated_at)
 
 

@@ -37,7 +37,8 @@ export async function refreshDocuments(at = offset) {
       h("td", { text: d.type || "–" }),
       h("td", { class: "doc-groups", text: d.groups.join(", ") || "public" }),
       h("td", { text: state(d) }),
-      h("td", { text: d.chunks }),
+      h("td", { class: d.stored_chunks === d.chunks ? "" : "bad",
+        text: d.stored_chunks === d.chunks ? d.chunks : `${d.chunks} (the store holds ${d.stored_chunks})` }),
       h("td", { text: when(d.updated_at) }),
       h("td", {}, h("button", { type: "button", "aria-label": `Open document ${d.display_name}`,
         onclick: () => openDocument(d.doc_id).catch(shown) }, "Open"))));

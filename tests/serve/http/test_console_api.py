@@ -38,6 +38,9 @@ def test_health_counts_what_is_there_and_names_a_disagreement(
     health = api.http.get("/v1/admin/health").json()
     assert health["counts"]["stored_chunks"] < health["counts"]["chunks"]
     assert [d.split(":")[0] for d in health["disagreements"]] == [doc_id]
+    listed = {d["doc_id"]: d for d in api.http.get("/v1/admin/documents").json()["documents"]}
+    assert listed[doc_id]["stored_chunks"] == 0 < listed[doc_id]["chunks"]
+    assert all(d["stored_chunks"] == d["chunks"] for i, d in listed.items() if i != doc_id)
 
     employee = bearer_client(api, c.users.add("emma", (), ("employee",)))
     assert employee.get("/v1/admin/health").status_code == 403
