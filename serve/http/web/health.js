@@ -4,7 +4,8 @@
 import { call } from "./api.js";
 import { $, clear, h, when } from "./dom.js";
 
-const EVERY_MS = 5000;
+// Every 10 s: the page's reads count against its key's rate limit like any request.
+const EVERY_MS = 10_000;
 let timer = null;
 let on = false;
 
