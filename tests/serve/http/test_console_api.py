@@ -3,6 +3,7 @@ from the real registry, store and database; a broker that is down is named, not 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,8 +95,10 @@ def test_documents_filter_page_and_detail(api_factory: Callable[..., Api],
     # A change of groups that cannot be made changes nothing and says why (4xx, no 500).
     target = f"/v1/admin/documents/{doc['doc_id']}/groups"
     for body, code in [({"groups": ["a\nb"]}, 400), ({"groups": ["x" * 5000]}, 400),
+                       ({"groups": ["lone\ud800"]}, 400), ({"groups": ["\u202eevil"]}, 400),
                        ({"groups": "finance"}, 422), ({"groups": [], "extra": 1}, 422), ({}, 422)]:
-        reply = api.http.patch(target, json=body)
+        reply = api.http.patch(target, content=json.dumps(body).encode(),
+                               headers={"content-type": "application/json"})
         assert reply.status_code == code and reply.json()["detail"], (body, reply.text)
     assert api.http.patch("/v1/admin/documents/no-such-doc/groups",
                           json={"groups": []}).status_code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import httpx
@@ -124,8 +125,13 @@ def test_the_last_admin_stays_and_bad_requests_are_4xx(api_factory: Callable[...
                      ({"user_id": "bad\u0007id"}, "control character"),
                      ({"user_id": "x", "groups": ["a\nb"]}, "U+000A"),
                      ({"user_id": "x", "extra": 1}, "extra"),
+                     ({"user_id": "lone\ud800"}, "unicode string"),
+                     ({"user_id": "nul\u0000"}, "U+0000"),
+                     ({"user_id": "x", "groups": ["evil\u202e"]}, "U+202E"),
                      ({"user_id": ""}, "at least 1")]:
-        reply = http.post("/v1/admin/users", json=bad)
+        # Sent as JSON escapes (ensure_ascii), as a client would send a lone surrogate.
+        reply = http.post("/v1/admin/users", content=json.dumps(bad).encode(),
+                          headers={"content-type": "application/json"})
         assert reply.status_code in (400, 422) and why in reply.text, (bad, reply.text)
     assert http.patch("/v1/admin/users/emma", json={}).status_code == 400
     assert http.patch("/v1/admin/users/nobody", json={"roles": ["admin"]}).status_code == 404
