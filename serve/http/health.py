@@ -68,6 +68,19 @@ def _broker(c: Container) -> None:
         conn.ensure_connection(max_retries=1, timeout=_TIMEOUT_S)
 
 
+def queue_depth(broker_url: str, queue: str) -> int:
+    from kombu import Connection
+
+    with Connection(broker_url, connect_timeout=_TIMEOUT_S) as conn:
+        conn.ensure_connection(max_retries=1, timeout=_TIMEOUT_S)
+        with conn.channel() as channel:
+            # Passive: counts without creating; Redis' transport sums its priority lists.
+            try:
+                return int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except conn.channel_errors:
+                return 0  # no queue yet: nothing was ever sent
+
+
 def answer_slots(gate: AnswerGate) -> str:
     """Unavailable once every answer slot has been busy for longer than one answer may take."""
     busy_for = gate.saturated_for()

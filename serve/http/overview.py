@@ -14,14 +14,13 @@ from sqlalchemy import text
 
 from core.container import Container
 from core.errors import one_line
-from serve.http.health import readiness
+from serve.http.health import queue_depth, readiness
 
 T = TypeVar("T")
 
 
 def overview(container: Container) -> dict[str, Any]:
     from ingest.upkeep import disagreements
-    from serve.http.routes.metrics import queue_depth
 
     c = container
     settings = c.settings

@@ -14,10 +14,10 @@ from prometheus_client.registry import Collector
 from core.container import Container
 from core.errors import AccessDenied, Unauthenticated
 from serve.http.deps import ContainerDep, get_principal
+from serve.http.health import queue_depth
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
-_TIMEOUT_S = 2.0
 
 
 class BacklogCollector(Collector):
@@ -50,19 +50,6 @@ class BacklogCollector(Collector):
             except Exception:
                 log.warning("metrics: the broker is unavailable", exc_info=True)
             yield depth
-
-
-def queue_depth(broker_url: str, queue: str) -> int:
-    from kombu import Connection
-
-    with Connection(broker_url, connect_timeout=_TIMEOUT_S) as conn:
-        conn.ensure_connection(max_retries=1, timeout=_TIMEOUT_S)
-        with conn.channel() as channel:
-            # Passive: counts without creating; Redis' transport sums its priority lists.
-            try:
-                return int(channel.queue_declare(queue=queue, passive=True).message_count)
-            except conn.channel_errors:
-                return 0  # no queue yet: nothing was ever sent
 
 
 def require_scraper(request: Request, container: ContainerDep) -> None:

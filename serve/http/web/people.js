@@ -53,24 +53,20 @@ async function issue(event) {
   }
 }
 
-async function editGroups(user) {
-  const text = window.prompt(`Groups of ${user.user_id} (comma-separated; empty: public documents only)`,
-    user.groups.join(", "));
-  if (text === null) return;
-  const groups = split(text);
-  if (!window.confirm(`Set the groups of ${user.user_id} to: ${groups.join(", ") || "none"}?`)) return;
-  await change(`Groups of ${user.user_id} changed.`,
-    () => call(path(user.user_id), { method: "PATCH", body: { groups } }));
-}
+// Groups or roles, edited as a comma-separated list; empty: public only, or employee.
+const FIELDS = {
+  groups: { prompt: "Groups", hint: "comma-separated; empty: public documents only", none: "none" },
+  roles: { prompt: "Roles", hint: `comma-separated: ${ROLES.join(", ")}`, none: "employee" },
+};
 
-async function editRoles(user) {
-  const text = window.prompt(`Roles of ${user.user_id} (comma-separated: ${ROLES.join(", ")})`,
-    user.roles.join(", "));
+async function edit(user, field) {
+  const f = FIELDS[field];
+  const text = window.prompt(`${f.prompt} of ${user.user_id} (${f.hint})`, user[field].join(", "));
   if (text === null) return;
-  const roles = split(text);
-  if (!window.confirm(`Set the roles of ${user.user_id} to: ${roles.join(", ") || "employee"}?`)) return;
-  await change(`Roles of ${user.user_id} changed.`,
-    () => call(path(user.user_id), { method: "PATCH", body: { roles } }));
+  const values = split(text);
+  if (!window.confirm(`Set the ${field} of ${user.user_id} to: ${values.join(", ") || f.none}?`)) return;
+  await change(`${f.prompt} of ${user.user_id} changed.`,
+    () => call(path(user.user_id), { method: "PATCH", body: { [field]: values } }));
 }
 
 async function revokeKey(user, key) {
@@ -92,9 +88,9 @@ function row(user) {
       onclick: () => revokeKey(user, key) }, "Revoke")));
   const actions = user.revoked ? [] : [
     h("button", { type: "button", "aria-label": `Change groups of ${user.user_id}`,
-      onclick: () => editGroups(user) }, "Groups…"),
+      onclick: () => edit(user, "groups") }, "Groups…"),
     h("button", { type: "button", "aria-label": `Change roles of ${user.user_id}`,
-      onclick: () => editRoles(user) }, "Roles…"),
+      onclick: () => edit(user, "roles") }, "Roles…"),
     h("button", { type: "button", "aria-label": `Revoke ${user.user_id}`,
       onclick: () => revokeUser(user) }, "Revoke user"),
   ];
