@@ -3,10 +3,11 @@
 const KEY = "enclave.apiKey";
 
 export class ApiError extends Error {
-  constructor(status, code, detail) {
+  constructor(status, code, detail, retryAfter = null) {
     super(detail || code || `HTTP ${status}`);
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter;  // seconds, from a 429's or 503's Retry-After
   }
 }
 
@@ -36,7 +37,8 @@ async function failure(response) {
   } catch {
     detail = response.statusText;
   }
-  return new ApiError(response.status, code, detail);
+  const after = Number.parseFloat(response.headers.get("Retry-After") || "");
+  return new ApiError(response.status, code, detail, Number.isFinite(after) ? after : null);
 }
 
 export function query(params) {

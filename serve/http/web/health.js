@@ -3,11 +3,10 @@
 
 import { call } from "./api.js";
 import { $, clear, h, when } from "./dom.js";
+import { Poller, retrying } from "./poll.js";
 
 // Every 10 s: the page's reads count against its key's rate limit like any request.
 const EVERY_MS = 10_000;
-let timer = null;
-let on = false;
 
 function size(bytes) {
   if (bytes === null || bytes === undefined) return "n/a";
@@ -50,32 +49,21 @@ function render(health) {
   $("health-checked").textContent = `Checked ${when(health.checked_at)}`;
 }
 
-// Shows the health now and again every few seconds, until stopHealth().
-export async function startHealth() {
-  on = true;
-  await tick();
-}
+const poller = new Poller(EVERY_MS, async () => {
+  render(await call("/v1/admin/health"));
+  $("health-error").textContent = "";
+  return true;
+}, (error, wait) => {
+  $("health-error").textContent = `The health check failed: ${retrying(error, wait)}`;
+});
 
-async function tick() {
-  clearTimeout(timer);
-  try {
-    render(await call("/v1/admin/health"));
-    $("health-error").textContent = "";
-  } catch (error) {
-    if (error.status === 401 || error.status === 403) {
-      on = false;
-      throw error;
-    }
-    $("health-error").textContent = `The health check failed: ${error.message}`;
-  }
-  // A reply that arrives after the page was left does not start the clock again.
-  if (on) timer = setTimeout(() => tick().catch(() => {}), EVERY_MS);
+// Shows the health now and again every few seconds, until stopHealth().
+export function startHealth() {
+  return poller.start();
 }
 
 export function stopHealth() {
-  on = false;
-  clearTimeout(timer);
-  timer = null;
+  poller.stop();
 }
 
 export function resetHealth() {

@@ -3,13 +3,14 @@
 One server for the module: extractive answers (no model, verbatim sentences, real
 citations) over the sample documents, and inline jobs confined to one folder. Each test has
 its own browser context, so its own sessionStorage (its own sign-in). A screenshot per
-scenario goes to artifacts/screenshots/ (git-ignored).
+scenario goes to docs/screenshots/, where the guides show it.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from serve.http.routes.web import security_headers as web_headers
 from tests.serve.conftest import Api
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).parents[2] / "artifacts" / "screenshots"
+# The docs show these: each run of the browser tests keeps them current.
+SHOTS = Path(__file__).parents[3] / "docs" / "screenshots"
 QUESTION = "How many days of paid leave do employees get?"
 TIMEOUT_MS = 30_000
 
@@ -124,10 +126,12 @@ def page(browser: Any) -> Iterator[Any]:
     context.close()
 
 
-def no_unexpected_errors(page: Any) -> None:
+def no_unexpected_errors(page: Any, also: str = "") -> None:
     # The browser logs a refused request (a wrong key's 401, a missing role's 403) as a failed
-    # resource; nothing else may be logged (a CSP violation, a script error, a 404).
-    real = [e for e in page.console_errors if not re.search(r"status of 40[13]\b", e)]
+    # resource; nothing else may be logged (a CSP violation, a script error, a 404) but what a
+    # test expects (`also`: a pattern).
+    allowed = r"status of 40[13]\b" + (f"|{also}" if also else "")
+    real = [e for e in page.console_errors if not re.search(allowed, e)]
     assert not real, real
 
 
@@ -508,6 +512,69 @@ def test_admin_syncs_a_source_from_the_sources_table(page: Any, api: Api, share:
     expect(row.locator(".source-last")).to_contain_text("done")
     shot(page, "web-admin-sources")
     assert_all_named(page)
+    no_unexpected_errors(page)
+
+
+@needs_chromium
+def test_the_admin_page_keeps_following_a_job_through_rate_limits(page: Any, api: Api,
+                                                                 share: Path) -> None:
+    """A 429 on a poll waits for its Retry-After and polls again; it does not stop the page."""
+    from playwright.sync_api import expect
+
+    refused: list[str] = []
+
+    def jobs(route: Any) -> None:
+        # The first two reads of the jobs list after the submit are refused.
+        if route.request.method == "GET" and len(refused) < 2 and submitted:
+            refused.append(route.request.url)
+            route.fulfill(status=429, headers={"Retry-After": "1"}, json={
+                "error": "rate_limited", "detail": "rate limit: 60 requests a minute per key"})
+        else:
+            route.continue_()
+
+    submitted: list[bool] = []
+    page.route(re.compile(r"/v1/admin/jobs\?"), jobs)
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, api, own_admin(api, "polly"))
+    page.get_by_role("tab", name="Admin").click()
+    jobs_table = page.get_by_role("table", name=re.compile("^Ingestion jobs"))
+    expect(jobs_table.locator("tbody tr").first).to_be_visible()  # the first read is done
+    page.get_by_label("Folders or files on the server (one per line)").fill(str(share))
+    submitted.append(True)
+    page.get_by_role("button", name="Submit job").click()
+    expect(page.locator("#status")).to_contain_text("trying again in 5 s")
+    detail = page.get_by_role("region", name=re.compile(r"^Job [0-9a-f]{8}: done$"))
+    expect(detail).to_be_visible(timeout=20_000)  # two refusals, 5 s apart, then the job
+    assert len(refused) == 2
+    no_unexpected_errors(page, also=r"status of 429\b")
+
+
+@needs_chromium
+def test_the_admin_pages_polls_stay_inside_the_keys_rate_limit(page: Any, api: Api) -> None:
+    """While a job runs, the page's own reads, sustained, leave room in the key's budget."""
+    from playwright.sync_api import expect
+
+    job = {"job_id": "7" * 32, "owner": "pace", "status": "running", "sources": ["/srv/slow"],
+           "groups": [], "sync": False, "planned": True, "created_at": "2026-12-03T10:00:00Z",
+           "started_at": "2026-12-03T10:00:01Z", "finished_at": None,
+           "counts": {"done": 1, "queued": 9}, "total": 10, "remaining": 9, "eta_s": 90.0,
+           "error": None}
+    page.route(re.compile(r"/v1/admin/jobs\?"), lambda route: route.fulfill(json={"jobs": [job]}))
+    page.route(f"**/v1/admin/jobs/{job['job_id']}", lambda route: route.fulfill(
+        json={**job, "items": [], "dead_letters": []}))
+    reads: list[float] = []
+    page.on("request", lambda r: reads.append(time.monotonic()) if "/v1/" in r.url else None)
+    sign_in(page, api, own_admin(api, "pace"))
+    page.get_by_role("tab", name="Admin").click()
+    page.get_by_role("button", name=f"Open job {job['job_id'][:8]}").click()
+    expect(page.get_by_role("region", name=re.compile(r"^Job 77777777: running$"))).to_be_visible()
+    page.wait_for_timeout(3_000)  # past the page's first reads
+    start = time.monotonic()
+    page.wait_for_timeout(30_000)
+    sustained = sum(1 for t in reads if start <= t < start + 30)
+    limit = api.container.settings.serve.rate_per_minute
+    assert sustained <= limit / 2, (sustained, limit)  # per 30 s: at most the key's rate
+    assert sustained >= 6  # and it does keep polling (jobs, sources, job every 5 s)
     no_unexpected_errors(page)
 
 
