@@ -21,7 +21,7 @@ DOVECOT ?= /usr/sbin/dovecot
 SYSTEM_PACKAGES := strace samba dovecot-imapd tesseract-ocr tesseract-ocr-eng libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test lint lock clean
+.PHONY: install demo test lint lock clean docs
 
 install: $(STAMP) $(TESSERACT) $(SOFFICE) $(SMBD) $(DOVECOT)
 
@@ -50,6 +50,12 @@ $(CHROMIUM):
 # Local OCR and document conversion; nothing is downloaded at run time.
 $(TESSERACT) $(SOFFICE) $(SMBD) $(DOVECOT):
 	$(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES) || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES))
+
+# The references under docs/reference/ (CLI, settings, HTTP API), written from the code;
+# tests/docs fails when they are stale. Then what each Markdown file shows of the CLI and settings.
+docs: install
+	$(BIN)/python -m serve.cli.reference
+	$(BIN)/python -m serve.cli.reference --stats
 
 lint: install
 	$(BIN)/ruff check .

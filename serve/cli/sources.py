@@ -37,8 +37,8 @@ def add(
     name: NameArg,
     kind: Annotated[str, typer.Option("--kind", help=f"One of {', '.join(KINDS)}.")],
     location: Annotated[str, typer.Option(
-        "--location", help="A folder path, smb://host[:port]/share[/path], "
-                           "imap[s]://host[:port]/FOLDER, or the site's start URL.")],
+        "--location", help="A folder path, smb://host\\[:port]/share\\[/path], "
+                           "imap\\[s]://host\\[:port]/FOLDER, or the site's start URL.")],
     user: Annotated[str | None, typer.Option("--user", help="Account to log in as.")] = None,
     credentials: Annotated[str | None, typer.Option(
         "--credentials", help="Where its password comes from: env:VARIABLE or "
