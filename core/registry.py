@@ -18,12 +18,14 @@ from datetime import UTC, datetime
 from pathlib import PurePath
 
 from sqlalchemy import (
+    ColumnElement,
     DateTime,
     ForeignKey,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    and_,
     func,
     select,
 )
@@ -143,17 +145,21 @@ class Registry:
             return self._info(s, row) if row else None
 
     def documents(self) -> list[DocumentInfo]:
-        with self._session() as s:
-            rows = s.scalars(select(DocumentRow).order_by(DocumentRow.source)).all()
-            return [self._info(s, r) for r in rows]
+        return self._infos()
 
     def documents_under(self, prefix: str) -> list[DocumentInfo]:
         """Documents whose source starts with ``prefix`` (an archive's members: ``<archive>!/``)."""
+        return self._infos(func.substr(DocumentRow.source, 1, len(prefix)) == prefix)
+
+    def _infos(self, *where: ColumnElement[bool]) -> list[DocumentInfo]:
+        # One query, each document beside its active version: a registry of 100,000
+        # documents is read in one round trip, not one per document.
+        query = (select(DocumentRow, VersionRow)
+                 .outerjoin(VersionRow, and_(VersionRow.doc_id == DocumentRow.doc_id,
+                                             VersionRow.version == DocumentRow.active_version))
+                 .where(*where).order_by(DocumentRow.source))
         with self._session() as s:
-            rows = s.scalars(select(DocumentRow).where(
-                func.substr(DocumentRow.source, 1, len(prefix)) == prefix)
-                .order_by(DocumentRow.source)).all()
-            return [self._info(s, r) for r in rows]
+            return [_info(row, version) for row, version in s.execute(query).all()]
 
     def active_versions(self, doc_ids: Sequence[str]) -> dict[str, str]:
         if not doc_ids:
@@ -359,22 +365,26 @@ class Registry:
                     VersionRow.doc_id == row.doc_id, VersionRow.version == row.active_version
                 )
             )
-        return DocumentInfo(
-            doc_id=row.doc_id,
-            source=row.source,
-            title=row.title,
-            groups=row.groups,
-            active_version=row.active_version,
-            chunk_count=version.chunk_count if version else 0,
-            page_count=version.page_count if version else None,
-            last_status=row.last_status,
-            last_error=row.last_error,
-            updated_at=row.updated_at,
-            # Rows from before migration 0007 have none: the file name hides the path too.
-            display_name=row.display_name or PurePath(row.source).name,
-            ocr_pages=_pages(version.ocr_json) if version and version.ocr_json else (),
-            embedder=version.embedder if version else None,
-        )
+        return _info(row, version)
+
+
+def _info(row: DocumentRow, version: VersionRow | None) -> DocumentInfo:
+    return DocumentInfo(
+        doc_id=row.doc_id,
+        source=row.source,
+        title=row.title,
+        groups=row.groups,
+        active_version=row.active_version,
+        chunk_count=version.chunk_count if version else 0,
+        page_count=version.page_count if version else None,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        updated_at=row.updated_at,
+        # Rows from before migration 0007 have none: the file name hides the path too.
+        display_name=row.display_name or PurePath(row.source).name,
+        ocr_pages=_pages(version.ocr_json) if version and version.ocr_json else (),
+        embedder=version.embedder if version else None,
+    )
 
 
 def _pages(ocr_json: str | None) -> tuple[PageOcr, ...]:

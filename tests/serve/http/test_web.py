@@ -579,6 +579,27 @@ def test_the_admin_pages_polls_stay_inside_the_keys_rate_limit(page: Any, api: A
 
 
 @needs_chromium
+def test_the_admin_pages_sections_are_one_click_away(page: Any, api: Api) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, api, own_admin(api, "navi"))
+    page.get_by_role("tab", name="Admin").click()
+    # Once every section has loaded: a section that fills in later moves the others.
+    expect(page.get_by_role("table", name=re.compile("^Users")).get_by_role("row")
+           .filter(has_text="navi")).to_be_visible()
+    expect(page.get_by_role("table", name=re.compile("^Golden sets")).locator("tbody tr")
+           .first).to_be_visible()
+    nav = page.get_by_role("navigation", name="Admin sections")
+    for link, heading in (("Evaluation", "Evaluation"), ("People", "People"),
+                          ("Documents", "Documents"), ("Jobs and sources", "Ingest a folder"),
+                          ("Uploads", "Upload files")):
+        nav.get_by_role("link", name=link).click()
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_in_viewport()
+    assert_all_named(page)
+    no_unexpected_errors(page)
+
+
+@needs_chromium
 def test_phone_layout(browser: Any, api: Api, keys: dict[str, str]) -> None:
     from playwright.sync_api import expect
 
