@@ -51,9 +51,9 @@ export class Poller {
         throw error;
       }
       this.failures += 1;
-      wait = error.status === 429 && error.retryAfter
+      wait = Math.min(error.status === 429 && error.retryAfter
         ? Math.max(error.retryAfter * 1000, this.everyMs)
-        : Math.min(this.everyMs * 2 ** this.failures, MAX_WAIT_MS);
+        : this.everyMs * 2 ** this.failures, MAX_WAIT_MS);
       this.onError(error, wait);
     }
     // One timer at a time, even when a tick asked for by a button overlapped a timed one;
