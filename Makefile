@@ -52,10 +52,10 @@ $(TESSERACT) $(SOFFICE) $(SMBD) $(DOVECOT):
 	$(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES) || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES))
 
 # The references under docs/reference/ (CLI, settings, HTTP API), written from the code;
-# tests/docs fails when they are stale. Then what each Markdown file shows of the CLI and settings.
+# tests/serve/cli/docs fails when they are stale. Then what each Markdown file shows of the CLI and settings.
 docs: install
-	$(BIN)/python -m serve.cli.reference
-	$(BIN)/python -m serve.cli.reference --stats
+	$(BIN)/python -m serve.cli.docs
+	$(BIN)/python -m serve.cli.docs --stats
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,9 +1,9 @@
 """What the Markdown docs claim about the code, found by scanning them: ``enclave`` command
-lines, ``ENCLAVE_*`` names and relative links. tests/docs checks each claim against the code;
-``python -m serve.cli.reference --stats`` counts them.
+lines, ``ENCLAVE_*`` names and relative links. tests/serve/cli/docs checks each claim against the code;
+``python -m serve.cli.docs --stats`` counts them.
 
 Scanning is plain text work (no CLI, no settings imported) so that it can be tested on
-strings; checking a command line needs the click tree and lives in ``doc_commands``.
+strings; checking a command line needs the click tree and lives in ``commands``.
 """
 
 from __future__ import annotations

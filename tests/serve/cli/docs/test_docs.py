@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from serve.cli import doc_checks
-from serve.cli.doc_checks import Found
-from serve.cli.doc_commands import check_command
+from serve.cli.docs import checks as doc_checks
+from serve.cli.docs.checks import Found
+from serve.cli.docs.cli_ref import cli_root
+from serve.cli.docs.commands import check_command
+from serve.cli.docs.generate import render_all, stale_files
+from serve.cli.docs.settings_ref import section_prefixes, setting_env_names
 from serve.cli.main import app
-from serve.cli.reference import render_all, stale_files
-from serve.cli.reference_cli import cli_root
-from serve.cli.reference_settings import section_prefixes, setting_env_names
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def _scan(files: list[Path], find: Callable[[str, str], list[Found]]) -> list[Found]:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from serve.cli import doc_checks
-from serve.cli.doc_commands import check_command
-from serve.cli.reference import stale_files
-from serve.cli.reference_cli import _meanings, cli_root, stable
-from serve.cli.reference_settings import field_comments, section_prefixes, setting_env_names
+from serve.cli.docs import checks as doc_checks
+from serve.cli.docs.cli_ref import _meanings, cli_root, stable
+from serve.cli.docs.commands import check_command
+from serve.cli.docs.generate import stale_files
+from serve.cli.docs.settings_ref import field_comments, section_prefixes, setting_env_names
 
 FENCE = "```"
 PAGE = f"""# Title
@@ -151,8 +151,8 @@ def test_exit_code_meanings_and_defaults_are_read_from_the_code():
     doc = "The CLI.\n\nExit codes: 0 success; 1 a backend is\ndown; 3 ``ingest`` failed.\n\nMore."
     assert _meanings(doc) == {0: "success", 1: "a backend is down", 3: "`ingest` failed"}
     here = Path(__file__).resolve()
-    assert stable(here) == "tests/docs/test_doc_checks.py"
-    assert stable(here.parents[3] / "shared" / "x") == "../shared/x"
+    assert stable(here) == "tests/serve/cli/docs/test_checks.py"
+    assert stable(here.parents[5] / "shared" / "x") == "../shared/x"
 
 
 def test_settings_comments_are_read_from_above_each_field():

@@ -1,10 +1,10 @@
 """Write the references under docs/reference/ from the code (``make docs``).
 
-    python -m serve.cli.reference           write cli.md, settings.md, http-api.md, openapi.json
-    python -m serve.cli.reference --check   exit 1 and name the files that are out of date
-    python -m serve.cli.reference --stats   what each Markdown file shows of the CLI and settings
+    python -m serve.cli.docs           write cli.md, settings.md, http-api.md, openapi.json
+    python -m serve.cli.docs --check   exit 1 and name the files that are out of date
+    python -m serve.cli.docs --stats   what each Markdown file shows of the CLI and settings
 
-tests/docs/test_docs.py fails when a generated file differs from what this writes now.
+tests/serve/cli/docs/test_docs.py fails when a generated file differs from what this writes now.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from serve.cli.reference_cli import ROOT
+from serve.cli.docs.cli_ref import ROOT
 
 REFERENCE_DIR = Path("docs/reference")
 
@@ -21,9 +21,9 @@ REFERENCE_DIR = Path("docs/reference")
 def render_all() -> dict[Path, str]:
     """Each generated file (relative to the repository) and its content."""
     # Imported here: each renderer loads a part of the app (typer tree, settings, FastAPI).
-    from serve.cli.reference_cli import render_cli
-    from serve.cli.reference_http import render_http
-    from serve.cli.reference_settings import render_settings
+    from serve.cli.docs.cli_ref import render_cli
+    from serve.cli.docs.http_ref import render_http
+    from serve.cli.docs.settings_ref import render_settings
 
     http_md, openapi = render_http()
     return {
@@ -59,9 +59,9 @@ def write_all(root: Path = ROOT) -> list[Path]:
 
 def stats(root: Path = ROOT) -> list[str]:
     """Per Markdown file: distinct ``enclave`` commands shown, distinct ``ENCLAVE_*`` names."""
-    from serve.cli.doc_checks import find_commands, find_settings, iter_files
-    from serve.cli.doc_commands import check_command
-    from serve.cli.reference_cli import cli_root
+    from serve.cli.docs.checks import find_commands, find_settings, iter_files
+    from serve.cli.docs.cli_ref import cli_root
+    from serve.cli.docs.commands import check_command
 
     command_tree = cli_root()
     files = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
@@ -78,7 +78,7 @@ def stats(root: Path = ROOT) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serve.cli.reference", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m serve.cli.docs", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="only report stale files (exit 1)")

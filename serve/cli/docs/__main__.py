@@ -1,0 +1,3 @@
+from serve.cli.docs.generate import main
+
+raise SystemExit(main())
