@@ -22,11 +22,13 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    Select,
     String,
     Text,
     UniqueConstraint,
     and_,
     func,
+    or_,
     select,
 )
 from sqlalchemy.engine import Engine
@@ -151,13 +153,64 @@ class Registry:
         """Documents whose source starts with ``prefix`` (an archive's members: ``<archive>!/``)."""
         return self._infos(func.substr(DocumentRow.source, 1, len(prefix)) == prefix)
 
+    def find(self, *, text: str | None = None, group: str | None = None,
+             status: str | None = None, suffix: str | None = None,
+             since: datetime | None = None, until: datetime | None = None,
+             limit: int | None = None, offset: int = 0) -> tuple[list[DocumentInfo], int]:
+        """The documents that match every filter given, last changed first, paged; and how
+        many match in all. ``text``: in the source, display name or title, any case;
+        ``suffix``: the file's extension (``pdf``; an archive member's own); ``status``:
+        ``active``, ``failed``, or ``ocr`` (an active version some page of which OCR read);
+        ``since``/``until``: last changed at or after / before."""
+        where: list[ColumnElement[bool]] = []
+        if text:
+            needle = text.lower()
+            where.append(or_(*(func.lower(column).contains(needle, autoescape=True) for column in
+                               (DocumentRow.source, DocumentRow.display_name, DocumentRow.title))))
+        if group:
+            # groups_json is a sorted JSON list: the group's JSON string, quotes included.
+            where.append(DocumentRow.groups_json.contains(json.dumps(group), autoescape=True))
+        if suffix is not None:
+            # An extension holds no dot and no slash; PurePath.suffix would never match one.
+            if not suffix or "." in suffix or "/" in suffix:
+                return [], 0
+            where.append(func.lower(DocumentRow.source).endswith(f".{suffix.lower()}",
+                                                                 autoescape=True))
+        match status:
+            case "active":
+                where.append(DocumentRow.active_version.is_not(None))
+            case "failed":
+                where.append(DocumentRow.last_status == "failed")
+            case "ocr":
+                where.append(VersionRow.ocr_json.is_not(None))
+        if since is not None:
+            where.append(DocumentRow.updated_at >= self._moment(since))
+        if until is not None:
+            where.append(DocumentRow.updated_at < self._moment(until))
+        with self._session() as s:
+            total = s.scalar(select(func.count()).select_from(self._joined().where(*where)
+                                                              .subquery())) or 0
+            query = self._joined().where(*where).order_by(
+                DocumentRow.updated_at.desc(), DocumentRow.doc_id.desc()).offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
+            return [_info(row, version) for row, version in s.execute(query).all()], total
+
+    def _moment(self, moment: datetime) -> datetime:
+        # Stored in UTC; SQLite keeps the times without their zone, so compare without one.
+        utc = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+        return utc.replace(tzinfo=None) if self.engine.dialect.name == "sqlite" else utc
+
+    @staticmethod
+    def _joined() -> Select[DocumentRow, VersionRow]:
+        return select(DocumentRow, VersionRow).outerjoin(
+            VersionRow, and_(VersionRow.doc_id == DocumentRow.doc_id,
+                             VersionRow.version == DocumentRow.active_version))
+
     def _infos(self, *where: ColumnElement[bool]) -> list[DocumentInfo]:
         # One query, each document beside its active version: a registry of 100,000
         # documents is read in one round trip, not one per document.
-        query = (select(DocumentRow, VersionRow)
-                 .outerjoin(VersionRow, and_(VersionRow.doc_id == DocumentRow.doc_id,
-                                             VersionRow.version == DocumentRow.active_version))
-                 .where(*where).order_by(DocumentRow.source))
+        query = self._joined().where(*where).order_by(DocumentRow.source)
         with self._session() as s:
             return [_info(row, version) for row, version in s.execute(query).all()]
 

@@ -58,16 +58,27 @@ class DocumentFilters:
 
 
 def page(c: Container, filters: DocumentFilters, limit: int, offset: int) -> DocumentPage:
-    """Newest change first. The registry is read whole and filtered here (one query per
-    document, as `enclave status` reads it): to be moved into SQL for large registries."""
+    """Newest change first, filtered and paged by the database; only "low-confidence OCR",
+    which weighs each OCR'd page against a setting, is judged here, among the documents
+    that OCR read at all."""
     minimum = c.settings.ocr.min_confidence
-    found = [d for d in c.registry.documents() if filters.keep(d, minimum)]
-    found.sort(key=lambda d: (_utc(d.updated_at), d.doc_id), reverse=True)
+    suffix = filters.type.lower().lstrip(".") if filters.type else None
+
+    def find(status: str | None, page_limit: int | None,
+             page_offset: int) -> tuple[list[DocumentInfo], int]:
+        return c.registry.find(text=filters.text, group=filters.group, status=status,
+                               suffix=suffix, since=filters.since, until=filters.until,
+                               limit=page_limit, offset=page_offset)
+
+    if filters.status == "low_confidence":
+        found = [d for d in find("ocr", None, 0)[0] if filters.keep(d, minimum)]
+        shown, total = found[offset:offset + limit], len(found)
+    else:
+        shown, total = find(filters.status, limit, offset)
     with c.store.session():
         stored = c.store.doc_counts()
-    return DocumentPage(
-        documents=[_row(d, minimum, stored.get(d.doc_id, 0)) for d in found[offset:offset + limit]],
-        total=len(found), limit=limit, offset=offset)
+    return DocumentPage(documents=[_row(d, minimum, stored.get(d.doc_id, 0)) for d in shown],
+                        total=total, limit=limit, offset=offset)
 
 
 def detail(c: Container, doc_id: str) -> DocumentDetailOut:
