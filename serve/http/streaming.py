@@ -137,6 +137,7 @@ class AnswerRun:
         def on_token(piece: str) -> None:
             put("token", piece)
 
+        end: tuple[str, Any]
         try:
             reply = self.service.answer(self.principal, self.exchange, on_sentence=on_sentence,
                                         on_token=on_token if self.tokens else None,
@@ -144,11 +145,14 @@ class AnswerRun:
         except Exception as exc:
             if not isinstance(exc, EnclaveError):
                 log.exception("answering failed")
-            put("error", exc)
+            end = ("error", exc)
         else:
-            put("answer", reply)
+            end = ("answer", reply)
         finally:
+            # The slot is free before anyone hears of the end: a client that has its answer
+            # and asks again at once must find it free, not be told all slots are busy.
             self.lease.release()
+        put(*end)
 
 
 class AnswerStream(EventSourceResponse):
