@@ -5,7 +5,7 @@ store)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import PurePath
 
 from core.container import Container
@@ -35,27 +35,6 @@ class DocumentFilters:
         if self.status is not None and self.status not in DOCUMENT_STATUSES:
             raise InputError(f"unknown status {self.status!r}: use {', '.join(DOCUMENT_STATUSES)}")
 
-    def keep(self, d: DocumentInfo, min_confidence: float) -> bool:
-        if self.text and self.text.lower() not in f"{d.source}\n{d.display_name}\n{d.title}".lower():
-            return False
-        if self.group and self.group not in d.groups:
-            return False
-        if self.type and _type(d) != self.type.lower().lstrip("."):
-            return False
-        changed = _utc(d.updated_at)
-        if self.since and changed < _utc(self.since):
-            return False
-        if self.until and changed >= _utc(self.until):
-            return False
-        match self.status:
-            case "active":
-                return d.active_version is not None
-            case "failed":
-                return d.last_status == "failed"
-            case "low_confidence":
-                return bool(d.active_version and d.low_confidence(min_confidence))
-        return True
-
 
 def page(c: Container, filters: DocumentFilters, limit: int, offset: int) -> DocumentPage:
     """Newest change first, filtered and paged by the database; only "low-confidence OCR",
@@ -71,7 +50,7 @@ def page(c: Container, filters: DocumentFilters, limit: int, offset: int) -> Doc
                                limit=page_limit, offset=page_offset)
 
     if filters.status == "low_confidence":
-        found = [d for d in find("ocr", None, 0)[0] if filters.keep(d, minimum)]
+        found = [d for d in find("ocr", None, 0)[0] if d.low_confidence(minimum)]
         shown, total = found[offset:offset + limit], len(found)
     else:
         shown, total = find(filters.status, limit, offset)
@@ -113,9 +92,3 @@ def _row(d: DocumentInfo, min_confidence: float, stored: int) -> DocumentRowOut:
 def _type(d: DocumentInfo) -> str:
     # An archive member's source is "<archive>!/<member>": the member's extension.
     return PurePath(d.source.rsplit("!/", 1)[-1]).suffix.lower().lstrip(".")
-
-
-def _utc(moment: datetime) -> datetime:
-    """SQLite gives back the times it stored in UTC without their zone; a filter given
-    without one is taken as UTC too."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
