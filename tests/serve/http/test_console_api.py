@@ -153,3 +153,33 @@ def test_concurrent_group_changes_end_in_one_state_both_recorded(
         cited = {x["doc_id"] for x in http.post("/v1/chat", json={"question": question})
                  .json()["citations"]}
         assert (doc_id in cited) == finds, (groups, cited)
+
+
+def test_hostile_document_filters_are_4xx_or_literal_never_500(
+    api_factory: Callable[..., Api], samples: dict[str, Path]
+) -> None:
+    """The listing is filtered in SQL now: text that means something to LIKE or to SQL, odd
+    times, huge pages and broken Unicode either match literally or are refused with a 4xx."""
+    api = api_factory(answer={"mode": "extractive"})
+    assert not api.container.ingestor.ingest([samples["public"]]).failed
+    total = api.http.get("/v1/admin/documents").json()["total"]
+    for literal in ({"text": "%"}, {"text": "_"}, {"text": "' OR 1=1 --"}, {"text": "\\"},
+                    {"group": '"'}, {"group": "%"}, {"type": "%"}, {"type": "md/../x"},
+                    {"type": "tar.gz"}):
+        reply = api.http.get("/v1/admin/documents", params=literal)
+        assert reply.status_code == 200 and reply.json()["total"] == 0, (literal, reply.text)
+    for zone in ("2000-01-01T00:00:00+05:30", "2000-01-01T00:00:00", "2000-01-01"):
+        reply = api.http.get("/v1/admin/documents", params={"since": zone})
+        assert reply.status_code == 200 and reply.json()["total"] == total, (zone, reply.text)
+    assert api.http.get("/v1/admin/documents",
+                        params={"offset": 10**9}).json()["documents"] == []
+    # A lone surrogate, or bytes that are no UTF-8, as a careless client would send them:
+    # the query's decoding makes them U+FFFD, which matches nothing here.
+    for raw in ("text=lone%ED%A0%80", "group=%ED%A0%80", "text=%FF%FE"):
+        reply = api.http.get(f"/v1/admin/documents?{raw}")
+        assert reply.status_code == 200 and reply.json()["total"] == 0, (raw, reply.text)
+    for bad in ({"text": "a\x00b"}, {"group": "\x1b[31m"},
+                {"offset": -1}, {"limit": 10**9}, {"until": "2000-13-40"}, {"text": "x" * 5000}):
+        reply = api.http.get("/v1/admin/documents", params=bad)
+        assert 400 <= reply.status_code < 500, (bad, reply.status_code, reply.text)
+        assert "Traceback" not in reply.text
